@@ -1,0 +1,1 @@
+"""LogWarden grpc_server."""
