@@ -1,0 +1,173 @@
+"""Detection metrics over labelled sessions or events, with per-row weights (counts).
+
+Weights are repeat counts: the HDFS benchmark collapses identical sessions into unique sequences
+with a count, and every number here equals the one computed on the rows repeated that many times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Threshold metrics, ranking metrics and the (weighted) confusion matrix; anomalous = positive.
+
+    `roc_auc` and `pr_auc` (average precision) are None when only one class is present.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float | None
+    pr_auc: float | None
+    tp: float
+    fp: float
+    tn: float
+    fn: float
+    n_normal: float
+    n_anomalous: float
+
+    @property
+    def fpr(self) -> float:
+        """False-positive rate fp / (fp + tn); 0.0 without normal rows."""
+        return _ratio(self.fp, self.fp + self.tn)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of the fields."""
+        return asdict(self)
+
+
+def validate_inputs(
+    y_true: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None, y_pred: ArrayLike | None = None
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_] | None]:
+    """Check shapes and values; return (y_true bool, scores, weights, y_pred bool or None) as 1-D arrays."""
+    truth = _as_labels(y_true, "y_true")
+    n = truth.shape[0]
+    score = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if score.shape[0] != n:
+        raise ValueError(f"scores has {score.shape[0]} rows, y_true has {n}")
+    if not np.all(np.isfinite(score)):
+        raise ValueError("scores must be finite (no NaN or inf)")
+    if weights is None:
+        weight = np.ones(n, dtype=np.float64)
+    else:
+        weight = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if weight.shape[0] != n:
+            raise ValueError(f"weights has {weight.shape[0]} rows, y_true has {n}")
+        if not np.all(np.isfinite(weight)) or np.any(weight < 0):
+            raise ValueError("weights must be finite and non-negative")
+    pred = None
+    if y_pred is not None:
+        pred = _as_labels(y_pred, "y_pred")
+        if pred.shape[0] != n:
+            raise ValueError(f"y_pred has {pred.shape[0]} rows, y_true has {n}")
+    return truth, score, weight, pred
+
+
+def compute_metrics(
+    y_true: ArrayLike, y_pred: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None
+) -> Metrics:
+    """Metrics of binary predictions `y_pred` and continuous `scores` (higher = more anomalous).
+
+    Labels are 0/1 or bool with 1 = anomalous. Zero divisions give 0.0.
+    """
+    truth, score, weight, pred = validate_inputs(y_true, scores, weights, y_pred)
+    assert pred is not None
+    tp = float(weight[truth & pred].sum())
+    fp = float(weight[~truth & pred].sum())
+    tn = float(weight[~truth & ~pred].sum())
+    fn = float(weight[truth & ~pred].sum())
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
+    roc_auc, pr_auc = ranking_metrics(truth, score, weight)
+    return Metrics(
+        precision=precision,
+        recall=recall,
+        f1=_ratio(2 * precision * recall, precision + recall),
+        roc_auc=roc_auc,
+        pr_auc=pr_auc,
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+        n_normal=tn + fp,
+        n_anomalous=tp + fn,
+    )
+
+
+def ranking_metrics(
+    y_true: NDArray[np.bool_], scores: NDArray[np.float64], weights: NDArray[np.float64]
+) -> tuple[float | None, float | None]:
+    """Weighted (ROC-AUC, average precision), or (None, None) unless both classes have weight."""
+    keep = weights > 0  # zero-weight rows do not exist in the expanded data
+    truth, score, weight = y_true[keep], scores[keep], weights[keep]
+    if not (truth.any() and (~truth).any()):
+        return None, None
+    roc = float(roc_auc_score(truth, score, sample_weight=weight))
+    ap = float(average_precision_score(truth, score, sample_weight=weight))
+    return roc, ap
+
+
+def template_breakdown(items: Iterable[tuple[str, float]], top: int | None = 10) -> list[tuple[str, float]]:
+    """Sum weights per template (or reason); the `top` heaviest, ties by name; `top=None` keeps all."""
+    totals: dict[str, float] = {}
+    for name, weight in items:
+        totals[name] = totals.get(name, 0.0) + float(weight)
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ranked if top is None else ranked[: max(top, 0)]
+
+
+def format_metrics_table(metrics: Metrics, title: str = "Evaluation") -> str:
+    """Readable text block: the scores, then the confusion matrix as a 2x2 table."""
+    m = metrics
+    rows = [
+        ("precision", _fmt(m.precision)),
+        ("recall", _fmt(m.recall)),
+        ("F1", _fmt(m.f1)),
+        ("ROC-AUC", _fmt(m.roc_auc)),
+        ("PR-AUC (AP)", _fmt(m.pr_auc)),
+        ("normal / anomalous", f"{format_count(m.n_normal)} / {format_count(m.n_anomalous)}"),
+    ]
+    cells = [["", "pred normal", "pred anomalous"]]
+    cells.append(["true normal", format_count(m.tn), format_count(m.fp)])
+    cells.append(["true anomalous", format_count(m.fn), format_count(m.tp)])
+    widths = [max(len(row[i]) for row in cells) for i in range(3)]
+    matrix = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
+    label_w = max(len(k) for k, _ in rows)
+    lines = [title, "=" * len(title)]
+    lines += [f"{k.ljust(label_w)}  {v}" for k, v in rows]
+    lines += ["", "confusion matrix (TN FP / FN TP):", *("  " + line for line in matrix)]
+    return "\n".join(lines)
+
+
+def format_count(value: float) -> str:
+    """A (weighted) count: whole numbers without decimals, fractional weights with three."""
+    value = float(value)
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"
+
+
+def _as_labels(values: ArrayLike, name: str) -> NDArray[np.bool_]:
+    arr = np.asarray(values).reshape(-1)
+    if arr.dtype != np.bool_:
+        if arr.size and not np.all(np.isin(arr, (0, 1))):
+            raise ValueError(f"{name} must be 0/1 or bool")
+        arr = arr.astype(bool)
+    return arr
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else 0.0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a (one class)" if value is None else f"{value:.4f}"
