@@ -1,0 +1,239 @@
+"""The detector: a loaded model version that turns parsed sessions into verdicts and explanations.
+
+Per event it reports the rank of the observed key among the model's predictions, its surprisal,
+a score in [0, 1] (0.5 is the decision boundary) and, when anomalous, the reason and the templates
+the model expected instead. A session is anomalous when any of its events is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safetensors.torch import load_file
+from transformers import GPT2LMHeadModel
+
+from logwarden.core import artifact
+from logwarden.core.backends import Backend, OnnxBackend, TorchBackend
+from logwarden.core.calibration import Calibration, scores_from_margins
+from logwarden.core.detection import score_sequences
+from logwarden.core.model import ModelConfig, build_model
+from logwarden.core.records import LogRecord, LogWardenError
+from logwarden.core.sessions import Event, SessionRule
+from logwarden.core.template_parser import TemplateParser
+from logwarden.core.vocab import BOS, EOS, UNK, Vocab
+
+NEW_TEMPLATE = "new template (never seen in training)"
+RARE_TEMPLATE = "rare template (in too few normal training sessions to be modelled)"
+
+
+@dataclass(slots=True)
+class Expected:
+    key: str
+    template: str
+    probability: float
+
+    def to_dict(self) -> dict:
+        return {"template_id": self.key, "template": self.template, "probability": round(self.probability, 6)}
+
+
+@dataclass(slots=True)
+class EventVerdict:
+    key: str | None
+    template: str
+    rank: int
+    surprisal: float  # -ln p(observed key | previous keys); inf for a new template
+    score: float
+    anomalous: bool
+    reason: str = ""
+    expected: list[Expected] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {
+            "template_id": self.key,
+            "template": self.template,
+            "rank": self.rank,
+            "surprisal": None if math.isinf(self.surprisal) else round(self.surprisal, 4),
+            "score": round(self.score, 6),
+            "anomalous": self.anomalous,
+        }
+        if self.anomalous:
+            out["reason"] = self.reason
+            out["expected"] = [e.to_dict() for e in self.expected]
+        return out
+
+
+@dataclass(slots=True)
+class SessionVerdict:
+    events: list[EventVerdict]
+    end: EventVerdict | None  # the end-of-session prediction, when the session is complete
+    score: float
+    anomalous: bool
+    reason: str
+
+    @property
+    def n_anomalous(self) -> int:
+        return sum(e.anomalous for e in self.events) + int(bool(self.end and self.end.anomalous))
+
+
+class Detector:
+    """Everything needed to score: parser, vocabulary, network backend, calibration, session rule."""
+
+    def __init__(
+        self,
+        *,
+        model: GPT2LMHeadModel,
+        model_config: ModelConfig,
+        vocab: Vocab,
+        calibration: Calibration,
+        parser: TemplateParser | None = None,
+        rule: SessionRule | None = None,
+        config: dict | None = None,
+        backend: Backend | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.model_config = model_config
+        self.vocab = vocab
+        self.calibration = calibration
+        self.parser = parser
+        self.rule = rule or SessionRule()
+        self.config = config or {}
+        self.backend = backend or TorchBackend(model)
+        self.path = path
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path | str, *, version: str | None = None, backend: str = "onnx", device: str = "auto"):
+        """Load a model version (the newest under ``path`` unless ``version`` is given)."""
+        files = artifact.read_config(artifact.resolve(Path(path), version))
+        cfg = files.config
+        try:
+            model_config = ModelConfig(**cfg["model"])
+            vocab = Vocab(cfg["vocab"])
+            calibration = Calibration.from_dict(cfg["calibration"])
+            rule = SessionRule.from_dict(cfg["sessions"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise LogWardenError(f"corrupt model {files.path}: config.json has bad settings ({exc})") from exc
+        parser = TemplateParser.from_state(artifact.read_json(files.path / artifact.PARSER))
+        model = build_model(model_config, len(vocab))
+        try:
+            state = load_file(str(files.path / artifact.WEIGHTS))
+            model.load_state_dict(state, strict=False)
+        except Exception as exc:  # safetensors and torch raise several types for damaged files
+            raise LogWardenError(f"corrupt model {files.path}: cannot read {artifact.WEIGHTS} ({exc})") from exc
+        model.tie_weights()
+        model.eval()
+        if backend == "onnx":
+            engine: Backend = OnnxBackend(files.path / artifact.ONNX)
+        elif backend == "torch":
+            engine = TorchBackend(model, device=device)
+        else:
+            raise LogWardenError(f"unknown backend {backend!r}: use onnx or torch")
+        return cls(
+            model=model, model_config=model_config, vocab=vocab, calibration=calibration, parser=parser,
+            rule=rule, config=cfg, backend=engine, path=files.path,
+        )
+
+    @property
+    def version(self) -> str:
+        return str(self.config.get("version", "unsaved"))
+
+    @property
+    def line_format(self) -> str:
+        return str(self.config.get("line_format", ""))
+
+    # -- parsing ---------------------------------------------------------------------------------
+    def parse(self, record: LogRecord) -> Event:
+        """Match a record against the trained templates (never learns; unseen → key None)."""
+        if self.parser is None:
+            raise LogWardenError("this detector has no template parser (it was built from key sequences)")
+        cluster = self.parser.match(record.content)
+        return Event(record, None if cluster is None else str(cluster))
+
+    def template(self, key: str | None) -> str:
+        if key is None:
+            return ""
+        if self.parser is not None and key.isdigit():
+            try:
+                return self.parser.template(int(key))
+            except KeyError:
+                return key
+        return key
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def score_keys(
+        self,
+        sessions: Sequence[Sequence[str | None]],
+        *,
+        complete: bool | Sequence[bool] = True,
+        k: int | Sequence[int] | None = None,
+        n_expected: int = 3,
+    ) -> list[SessionVerdict]:
+        """Verdicts for sessions given as key sequences (None = new template).
+
+        ``complete`` sessions also get their end checked (did the session stop where normal ones
+        do?). ``k`` overrides the calibrated K, per session when a sequence is given.
+        """
+        cal = self.calibration
+        ks = [cal.k] * len(sessions) if k is None else ([k] * len(sessions) if isinstance(k, int) else list(k))
+        ends = [complete] * len(sessions) if isinstance(complete, bool) else list(complete)
+        score_end = bool(self.config.get("score_end", True))
+        tokens = [
+            [BOS, *self.vocab.encode(keys), *([EOS] if score_end and end else [])]
+            for keys, end in zip(sessions, ends, strict=True)
+        ]
+        raw = score_sequences(
+            self.backend, tokens, max_len=self.model_config.max_len, k=ks, n_expected=n_expected
+        )
+        return [
+            self._verdict(keys, toks, r, kk)
+            for keys, toks, r, kk in zip(sessions, tokens, raw, ks, strict=True)
+        ]
+
+    def _verdict(self, keys, tokens, raw, k: int) -> SessionVerdict:
+        scores = scores_from_margins(raw.margin, self.calibration.temperature)
+        verdicts: list[EventVerdict] = []
+        for i, pos in enumerate(raw.positions):
+            token = tokens[pos]
+            key = keys[pos - 1] if pos - 1 < len(keys) else None
+            anomalous = bool(raw.margin[i] > 0)
+            verdict = EventVerdict(
+                key=key,
+                template="<end of session>" if token == EOS else self.template(key),
+                rank=int(raw.ranks[i]),
+                surprisal=float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf,
+                score=float(scores[i]),
+                anomalous=anomalous,
+            )
+            if anomalous:
+                verdict.reason = self._reason(keys, pos, token, verdict, k)
+                verdict.expected = [
+                    Expected(self.vocab.key(int(t)) or "<end>", self._token_template(int(t)), float(math.exp(lp)))
+                    for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
+                ]
+            verdicts.append(verdict)
+        end = verdicts.pop() if verdicts and tokens[-1] == EOS and len(verdicts) == len(tokens) - 1 else None
+        everything = [*verdicts, *([end] if end else [])]
+        worst = max(everything, key=lambda v: v.score, default=None)
+        anomalous = any(v.anomalous for v in everything)
+        first = next((v for v in everything if v.anomalous), None)
+        return SessionVerdict(
+            events=verdicts,
+            end=end,
+            score=worst.score if worst else 0.0,
+            anomalous=anomalous,
+            reason=first.reason if first else "",
+        )
+
+    def _token_template(self, token: int) -> str:
+        return "<end of session>" if token == EOS else self.template(self.vocab.key(token))
+
+    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> str:
+        if token == UNK:
+            return NEW_TEMPLATE if verdict.key is None else RARE_TEMPLATE
+        previous = self.template(keys[pos - 2]) if pos >= 2 else "<start of session>"
+        what = "session ended" if token == EOS else "unexpected template"
+        return f"{what} after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
