@@ -72,7 +72,7 @@ class OnnxBackend:
 
 def export_onnx(model: GPT2LMHeadModel, path: Path) -> None:
     """Export logits(input_ids, attention_mask) with dynamic batch and length (torch.export based)."""
-    module = LogitsModule(model.to("cpu").eval())
+    module = LogitsModule(model.to("cpu").eval()).eval()
     ids = torch.ones((2, 8), dtype=torch.long)
     mask = torch.ones((2, 8), dtype=torch.long)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=model.config.n_positions)

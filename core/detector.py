@@ -170,12 +170,15 @@ class Detector:
         *,
         complete: bool | Sequence[bool] = True,
         k: int | Sequence[int] | None = None,
+        starts: Sequence[int] | None = None,
         n_expected: int = 3,
     ) -> list[SessionVerdict]:
         """Verdicts for sessions given as key sequences (None = new template).
 
         ``complete`` sessions also get their end checked (did the session stop where normal ones
-        do?). ``k`` overrides the calibrated K, per session when a sequence is given.
+        do?). ``k`` overrides the calibrated K, per session when a sequence is given. ``starts``
+        (stream mode) gives per session the index of the first event to score: earlier events are
+        context only and get no verdict.
         """
         cal = self.calibration
         ks = [cal.k] * len(sessions) if k is None else ([k] * len(sessions) if isinstance(k, int) else list(k))
@@ -185,8 +188,9 @@ class Detector:
             [BOS, *self.vocab.encode(keys), *([EOS] if score_end and end else [])]
             for keys, end in zip(sessions, ends, strict=True)
         ]
+        first = None if starts is None else [s + 1 for s in starts]
         raw = score_sequences(
-            self.backend, tokens, max_len=self.model_config.max_len, k=ks, n_expected=n_expected
+            self.backend, tokens, max_len=self.model_config.max_len, k=ks, starts=first, n_expected=n_expected
         )
         return [
             self._verdict(keys, toks, r, kk)
@@ -215,7 +219,7 @@ class Detector:
                     for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
                 ]
             verdicts.append(verdict)
-        end = verdicts.pop() if verdicts and tokens[-1] == EOS and len(verdicts) == len(tokens) - 1 else None
+        end = verdicts.pop() if verdicts and tokens[-1] == EOS and raw.positions[-1] == len(tokens) - 1 else None
         everything = [*verdicts, *([end] if end else [])]
         worst = max(everything, key=lambda v: v.score, default=None)
         anomalous = any(v.anomalous for v in everything)

@@ -156,8 +156,19 @@ def save_detector(detector: Detector, root: Path, *, onnx: bool = True) -> Path:
 
 
 def mine_events(records: Iterable[LogRecord], parser: TemplateParser) -> list[Event]:
-    """Training-time parsing: every record teaches the miner and gets its template id."""
-    return [Event(r, str(parser.learn(r.content))) for r in records]
+    """Training-time parsing: every record teaches the miner, then gets the id serving will give it.
+
+    drain3 may move a line to a newer, better-fitting cluster after it was learned, so the ids are
+    taken from a second, read-only ``match`` pass: training and serving then agree exactly.
+    """
+    records = list(records)
+    for record in records:
+        parser.learn(record.content)
+    events = []
+    for record in records:
+        cluster = parser.match(record.content)
+        events.append(Event(record, None if cluster is None else str(cluster)))
+    return events
 
 
 def train_from_logs(

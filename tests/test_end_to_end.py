@@ -1,0 +1,68 @@
+"""End to end: train on generated normal logs, then find injected anomalies with both backends."""
+
+from __future__ import annotations
+
+import json
+
+from logwarden.core.cli import main
+from logwarden.core.detector import NEW_TEMPLATE
+
+
+def _score(corpus_dir, model_root, tmp_path, backend: str) -> list[dict]:
+    out = tmp_path / f"scores-{backend}.jsonl"
+    code = main(["score", str(corpus_dir / "test.log"), "--model", str(model_root), "--backend", backend,
+                 "-o", str(out)])
+    assert code == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def _kinds(corpus_dir) -> dict[str, str]:
+    return dict(line.split(",") for line in (corpus_dir / "kinds.csv").read_text().split())
+
+
+def test_injected_anomalies_found_and_normal_sessions_pass(corpus_dir, model_root, tmp_path):
+    results = _score(corpus_dir, model_root, tmp_path, "onnx")
+    sessions = {r["session"]: r for r in results if r["type"] == "session"}
+    kinds = _kinds(corpus_dir)
+    assert len(sessions) == 240 and len(kinds) > 30
+    missed = {b: k for b, k in kinds.items() if not sessions[b]["anomalous"]}
+    assert missed == {}
+    false_alarms = [s for b, s in sessions.items() if b not in kinds and s["anomalous"]]
+    assert false_alarms == []
+    assert {kinds[b] for b in kinds} == {"new_template", "out_of_order", "missing_step"}
+    new = [r for r in results if r["type"] == "event" and r.get("reason") == NEW_TEMPLATE]
+    assert new and all(kinds[r["session"]] == "new_template" for r in new)
+
+
+def test_every_anomalous_verdict_carries_its_explanation(corpus_dir, model_root, tmp_path):
+    results = _score(corpus_dir, model_root, tmp_path, "onnx")
+    flagged = [r for r in results if r["type"] == "event" and r["anomalous"]]
+    assert flagged
+    for r in flagged:
+        assert r["reason"] and r["score"] > 0.5
+        assert len(r["expected"]) == 3 and all(0 <= e["probability"] <= 1 for e in r["expected"])
+        assert r["template"] or r["reason"] == NEW_TEMPLATE
+    normal = [r for r in results if r["type"] == "event" and not r["anomalous"]]
+    assert normal and all(r["score"] <= 0.5 and "reason" not in r for r in normal)
+
+
+def test_onnx_and_torch_give_the_same_verdicts(corpus_dir, model_root, tmp_path):
+    onnx = _score(corpus_dir, model_root, tmp_path, "onnx")
+    torch = _score(corpus_dir, model_root, tmp_path, "torch")
+    assert len(onnx) == len(torch)
+    for a, b in zip(onnx, torch, strict=True):
+        assert (a["type"], a["session"], a["anomalous"]) == (b["type"], b["session"], b["anomalous"])
+        if a["type"] == "event":
+            assert a["rank"] == b["rank"] and abs(a["score"] - b["score"]) < 1e-4
+
+
+def test_evaluate_reports_metrics_and_writes_html(corpus_dir, model_root, tmp_path, capsys):
+    report = tmp_path / "report"
+    code = main(["evaluate", str(corpus_dir / "test.log"), "--model", str(model_root),
+                 "--labels", str(corpus_dir / "test_labels.csv"), "--report", str(report)])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["f1"] == 1.0 and metrics["roc_auc"] == 1.0
+    html = (report / "report.html").read_text()
+    assert "ROC" in html and "data:image/png;base64" in html
+    assert json.loads((report / "report.json").read_text())
