@@ -11,8 +11,7 @@ from pathlib import Path
 
 from logwarden.core.records import LogWardenError
 
-LABEL_WORDS = {"anomaly": 1, "anomalous": 1, "abnormal": 1, "1": 1, "true": 1,
-               "normal": 0, "0": 0, "false": 0}
+LABEL_WORDS = {"anomaly": 1, "anomalous": 1, "abnormal": 1, "1": 1, "true": 1, "normal": 0, "0": 0, "false": 0}
 
 
 def read_session_labels(path: Path) -> dict[str, int]:
@@ -49,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model version on normal logs")
     _add_input(t)
-    t.add_argument("--format", default="plain", help="preset (hdfs, bgl, thunderbird), json, plain or '<A> <B>: <Content>'")
+    t.add_argument(
+        "--format", default="plain", help="preset (hdfs, bgl, thunderbird), json, plain or '<A> <B>: <Content>'"
+    )
     t.add_argument("--out", type=Path, required=True, help="model root; a new version directory is created in it")
     t.add_argument("--labels", type=Path, help="CSV of session,label: anomalous sessions are left out of training")
     g = t.add_argument_group("sessions (default: the format preset's rule, else one session per source)")
@@ -67,12 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--batch-size", type=int, default=32)
     m.add_argument("--lr", type=float, default=1e-3)
     m.add_argument("--patience", type=int, default=6, help="epochs without validation improvement before stopping")
-    m.add_argument("--min-template-sessions", type=int, default=5,
-                   help="templates in fewer normal training sessions are not modelled and alert like new ones")
+    m.add_argument(
+        "--min-template-sessions",
+        type=int,
+        default=5,
+        help="templates in fewer normal training sessions are not modelled and alert like new ones",
+    )
     m.add_argument("--seed", type=int, default=7)
     m.add_argument("--device", default="auto", help="auto, cpu or cuda")
     m.add_argument("--val-fraction", type=float, default=0.2)
-    m.add_argument("--target-fpr", type=float, default=0.005, help="share of normal validation sessions allowed to alert")
+    m.add_argument(
+        "--target-fpr", type=float, default=0.005, help="share of normal validation sessions allowed to alert"
+    )
     m.add_argument("--sim-th", type=float, default=0.4, help="Drain similarity threshold")
     m.add_argument("--depth", type=int, default=5, help="Drain tree depth")
     m.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
@@ -107,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_server_commands(sub) -> None:
+    from logwarden.core.labels_cli import register as register_labels
+
+    register_labels(sub)
     try:
-        from logwarden.grpc_server.cli import register  # the server issue adds this module
+        from logwarden.grpc_server.cli import register  # the server package adds `serve`
     except ImportError:
         return
     register(sub)
@@ -129,12 +139,18 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- commands ------------------------------------------------------------------------------------
 
+
 def _format(spec: str, args):
     from logwarden.core.formats import get_format
 
     if spec == "json":
-        return get_format(spec, message_field=args.json_message, timestamp_field=args.json_timestamp,
-                          session_field=args.json_session, label_field=args.json_label)
+        return get_format(
+            spec,
+            message_field=args.json_message,
+            timestamp_field=args.json_timestamp,
+            session_field=args.json_session,
+            label_field=args.json_label,
+        )
     return get_format(spec)
 
 
@@ -190,8 +206,14 @@ def cmd_train(args) -> int:
     labels = read_session_labels(args.labels) if args.labels else None
     settings = FitSettings(
         model=ModelConfig(n_layer=args.layers, n_head=args.heads, n_embd=args.embd, max_len=args.max_len),
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                          seed=args.seed, device=args.device),
+        train=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            seed=args.seed,
+            device=args.device,
+        ),
         val_fraction=args.val_fraction,
         target_fpr=args.target_fpr,
         min_template_sessions=args.min_template_sessions,
@@ -199,25 +221,41 @@ def cmd_train(args) -> int:
     stats = ReadStats()
     parser = TemplateParser(ParserConfig(sim_th=args.sim_th, depth=args.depth))
     fit, data = train_from_logs(
-        _records(args, fmt, stats), parser=parser, rule=rule, settings=settings, line_format=fmt.spec,
-        session_labels=labels.get if labels else None, progress=not args.quiet,
+        _records(args, fmt, stats),
+        parser=parser,
+        rule=rule,
+        settings=settings,
+        line_format=fmt.spec,
+        session_labels=labels.get if labels else None,
+        progress=not args.quiet,
     )
     path = save_detector(fit.detector, args.out, onnx=not args.no_onnx)
     cal = fit.detector.calibration
     print(stats.summary(), file=sys.stderr)
-    print(json.dumps({
-        "model": str(path), "version": fit.detector.version, "templates": data["templates"],
-        "train_sessions": fit.n_train, "val_sessions": fit.n_val, "k": cal.k,
-        "validation_fpr": cal.validation_fpr, "best_val_loss": round(fit.train_result.best_val_loss, 5),
-        "train_seconds": round(fit.train_result.seconds, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": str(path),
+                "version": fit.detector.version,
+                "templates": data["templates"],
+                "train_sessions": fit.n_train,
+                "val_sessions": fit.n_val,
+                "k": cal.k,
+                "validation_fpr": cal.validation_fpr,
+                "best_val_loss": round(fit.train_result.best_val_loss, 5),
+                "train_seconds": round(fit.train_result.seconds, 1),
+            }
+        )
+    )
     return 0
 
 
 def _load(args):
     from logwarden.core.detector import Detector
 
-    detector = Detector.load(args.model, version=args.version, backend=args.backend, device=getattr(args, "device", "auto"))
+    detector = Detector.load(
+        args.model, version=args.version, backend=args.backend, device=getattr(args, "device", "auto")
+    )
     spec = detector.line_format
     if args.format and args.format != spec:
         fmt = _format(args.format, args)
@@ -235,8 +273,9 @@ def cmd_score(args) -> int:
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     counts: Counter[str] = Counter()
     try:
-        for item in score_records(detector, _records(args, fmt, stats), events=args.events,
-                                  batch_sessions=args.batch_sessions):
+        for item in score_records(
+            detector, _records(args, fmt, stats), events=args.events, batch_sessions=args.batch_sessions
+        ):
             counts[item["type"]] += 1
             counts["anomalous_" + item["type"]] += bool(item.get("anomalous"))
             out.write(json.dumps(item, ensure_ascii=False) + "\n")
@@ -245,8 +284,11 @@ def cmd_score(args) -> int:
             out.close()
     _check_input(stats, fmt)
     print(stats.summary(), file=sys.stderr)
-    print(f"scored {counts['session']} sessions ({counts['anomalous_session']} anomalous), "
-          f"{counts['event']} event lines written", file=sys.stderr)
+    print(
+        f"scored {counts['session']} sessions ({counts['anomalous_session']} anomalous), "
+        f"{counts['event']} event lines written",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -295,10 +337,17 @@ def cmd_evaluate(args) -> int:
     print("false negatives, by first templates:" if fn_t else "no false negatives")
     for text, n in fn_t:
         print(f"  {int(n):6d}  {text}")
-    paths = write_report(args.report, title=f"LogWarden evaluation — {detector.version}", metrics=metrics,
-                         y_true=np.array(y), scores=np.array(scores), threshold=0.5,
-                         false_positive_templates=fp_t, false_negative_templates=fn_t,
-                         extra={"model": str(detector.path), "k": detector.calibration.k, "input": stats.summary()})
+    paths = write_report(
+        args.report,
+        title=f"LogWarden evaluation — {detector.version}",
+        metrics=metrics,
+        y_true=np.array(y),
+        scores=np.array(scores),
+        threshold=0.5,
+        false_positive_templates=fp_t,
+        false_negative_templates=fn_t,
+        extra={"model": str(detector.path), "k": detector.calibration.k, "input": stats.summary()},
+    )
     print(f"report: {paths['html']}", file=sys.stderr)
     print(json.dumps(metrics.to_dict()))
     return 0

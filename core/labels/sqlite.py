@@ -1,0 +1,148 @@
+"""SQLite label store: the default. WAL journal, full fsync on commit, one connection behind a lock.
+
+Safe from many threads of one process; other processes (``logwarden labels export`` while the server
+runs) can read and write the same file, waiting up to ``timeout`` seconds for a writer. A new file
+is created readable by its owner only: labels hold analysts' names and comments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from logwarden.core.labels.label import Label, utc_timestamp
+from logwarden.core.labels.store import LabelStore, check_limit
+from logwarden.core.records import LogWardenError
+
+SCHEMA_VERSION = 1
+COLUMNS = ("target", "verdict", "source", "analyst", "session_key", "template_id", "event_id", "message",
+           "model_version", "predicted", "reason", "comment", "keys", "created_at")
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL, verdict TEXT NOT NULL, source TEXT NOT NULL, analyst TEXT NOT NULL,
+    session_key TEXT NOT NULL, template_id TEXT, event_id TEXT, message TEXT, model_version TEXT NOT NULL,
+    predicted TEXT, reason TEXT NOT NULL, comment TEXT NOT NULL, keys TEXT, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS labels_source ON labels (source, id);
+CREATE INDEX IF NOT EXISTS labels_created ON labels (created_at);
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+class SqliteLabelStore(LabelStore):
+    """Labels in one SQLite file (``":memory:"`` for a throw-away store). ``create=False`` refuses to
+    make a new file, for tools that only read an existing store."""
+
+    def __init__(self, path: str | Path, *, create: bool = True, timeout: float = 10.0) -> None:
+        self.path = str(path)
+        memory = self.path == ":memory:"
+        if not memory and not os.path.exists(self.path):
+            if not create:
+                raise LogWardenError(f"label database not found: {self.path}")
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise LogWardenError(f"cannot create label database {self.path}: {exc.strerror}") from exc
+        self._lock = threading.Lock()
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LogWardenError(f"label database {self.path} has schema {version}; this LogWarden "
+                                     f"reads up to {SCHEMA_VERSION}")
+            if not memory:
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise LogWardenError(f"cannot open label database {self.path}: {exc}") from exc
+
+    def add_many(self, labels: Iterable[Label]) -> list[int]:
+        rows = [_row(label) for label in labels]  # all validated before anything is written
+        sql = f"INSERT INTO labels ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                ids = [int(db.execute(sql, row).lastrowid or 0) for row in rows]
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise LogWardenError(f"cannot write labels to {self.path}: {exc}") from exc
+        return ids
+
+    def query(
+        self,
+        *,
+        source: str | None = None,
+        since: datetime | str | None = None,
+        model_version: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+        newest_first: bool = True,
+    ) -> list[Label]:
+        where, args = ["id > ?"], [after_id]
+        for column, value in (("source", source), ("model_version", model_version)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(utc_timestamp(since))
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT id, {', '.join(COLUMNS)} FROM labels WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?"
+        rows = self._read(sql, (*args, check_limit(limit)))
+        return [_label(row) for row in rows]
+
+    def count(self, source: str | None = None) -> int:
+        if source is None:
+            return int(self._read("SELECT COUNT(*) FROM labels", ())[0][0])
+        return int(self._read("SELECT COUNT(*) FROM labels WHERE source = ?", (source,))[0][0])
+
+    def stats_by_source(self) -> dict[str, dict[str, int | str]]:
+        rows = self._read(
+            "SELECT source, COUNT(*), SUM(verdict = 'anomaly'), SUM(verdict = 'normal'),"
+            " SUM(verdict = 'normal' AND (predicted IS NULL OR predicted = 'anomaly')),"
+            " SUM(verdict = 'anomaly' AND predicted = 'normal'), MIN(created_at), MAX(created_at)"
+            " FROM labels GROUP BY source ORDER BY source", ())
+        names = ("total", "anomaly", "normal", "false_positive", "missed", "first_at", "last_at")
+        return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise LogWardenError(f"label store {self.path} is closed")
+        return self._db
+
+    def _read(self, sql: str, args: tuple) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._conn().execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise LogWardenError(f"cannot read labels from {self.path}: {exc}") from exc
+
+
+def _row(label: Label) -> tuple:
+    data = label.to_dict()
+    data["keys"] = None if label.keys is None else json.dumps(list(label.keys))
+    data["created_at"] = label.created_at or utc_timestamp()
+    return tuple(data[c] for c in COLUMNS)
+
+
+def _label(row: tuple) -> Label:
+    data = dict(zip(("id", *COLUMNS), row, strict=True))
+    data["keys"] = None if data["keys"] is None else json.loads(data["keys"])
+    return Label(**data)
