@@ -27,6 +27,12 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+protos: $(STAMP)
+	$(PY) -m logwarden.protos.codegen
+
+check-protos: $(STAMP)
+	$(PY) -m logwarden.protos.codegen --check
+
 bench: $(STAMP)
 	$(PY) benchmarks/parsing.py
 	$(PY) benchmarks/hdfs.py

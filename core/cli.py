@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--model", type=Path, required=True)
     i.add_argument("--version")
 
+    d = sub.add_parser("generate", help="write a generated HDFS-style corpus (demo data for the default model)")
+    d.add_argument("--out", type=Path, required=True, help="log file to write")
+    d.add_argument("--sessions", type=int, default=1000)
+    d.add_argument("--anomaly-rate", type=float, default=0.0)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--labels", type=Path, help="also write a session,label CSV here")
+
     _register_server_commands(sub)
     return parser
 
@@ -365,7 +372,22 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "score": cmd_score, "evaluate": cmd_evaluate, "info": cmd_info}
+def cmd_generate(args) -> int:
+    from logwarden.core.synthetic import generate
+
+    if not 0.0 <= args.anomaly_rate <= 1.0 or args.sessions < 1:
+        raise LogWardenError("--sessions must be positive and --anomaly-rate in [0, 1]")
+    corpus = generate(args.sessions, anomaly_rate=args.anomaly_rate, seed=args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(corpus.lines) + "\n", encoding="utf-8")
+    if args.labels:
+        rows = "".join(f"{blk},{'Anomaly' if y else 'Normal'}\n" for blk, y in corpus.labels.items())
+        args.labels.write_text("BlockId,Label\n" + rows, encoding="utf-8")
+    print(f"wrote {len(corpus.lines):,} lines of {args.sessions:,} sessions to {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "train": cmd_train, "score": cmd_score, "evaluate": cmd_evaluate, "info": cmd_info}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -135,8 +135,13 @@ def _merge(parts: list[tuple[np.ndarray, ...]], n_expected: int) -> SequenceScor
     if not parts:
         empty = np.zeros(0)
         return SequenceScores(
-            empty.astype(np.int64), empty.astype(np.int64), empty, empty, empty,
-            np.zeros((0, n_expected), np.int64), np.zeros((0, n_expected)),
+            empty.astype(np.int64),
+            empty.astype(np.int64),
+            empty,
+            empty,
+            empty,
+            np.zeros((0, n_expected), np.int64),
+            np.zeros((0, n_expected)),
         )
     cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
     order = np.argsort(cols[0], kind="stable")

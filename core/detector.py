@@ -133,8 +133,15 @@ class Detector:
         else:
             raise LogWardenError(f"unknown backend {backend!r}: use onnx or torch")
         return cls(
-            model=model, model_config=model_config, vocab=vocab, calibration=calibration, parser=parser,
-            rule=rule, config=cfg, backend=engine, path=files.path,
+            model=model,
+            model_config=model_config,
+            vocab=vocab,
+            calibration=calibration,
+            parser=parser,
+            rule=rule,
+            config=cfg,
+            backend=engine,
+            path=files.path,
         )
 
     @property
@@ -192,10 +199,7 @@ class Detector:
         raw = score_sequences(
             self.backend, tokens, max_len=self.model_config.max_len, k=ks, starts=first, n_expected=n_expected
         )
-        return [
-            self._verdict(keys, toks, r, kk)
-            for keys, toks, r, kk in zip(sessions, tokens, raw, ks, strict=True)
-        ]
+        return [self._verdict(keys, toks, r, kk) for keys, toks, r, kk in zip(sessions, tokens, raw, ks, strict=True)]
 
     def _verdict(self, keys, tokens, raw, k: int) -> SessionVerdict:
         scores = scores_from_margins(raw.margin, self.calibration.temperature)

@@ -31,22 +31,37 @@ def _workflow(rng: random.Random, blk: str) -> list[tuple[str, str, str]]:
     replicas = rng.choice([2, 3, 3, 3])
     path = f"/user/root/job_{rng.randint(1, 9999):04d}/part-{rng.randint(0, 99):05d}"
     steps = [("INFO", "dfs.FSNamesystem", f"BLOCK* NameSystem.allocateBlock: {path} {blk}")]
-    receive = [("INFO", "dfs.DataNode$DataXceiver", f"Receiving block {blk} src: /{_ip(rng)}:50010 dest: /{_ip(rng)}:50010")
-               for _ in range(replicas)]
+    receive = [
+        ("INFO", "dfs.DataNode$DataXceiver", f"Receiving block {blk} src: /{_ip(rng)}:50010 dest: /{_ip(rng)}:50010")
+        for _ in range(replicas)
+    ]
     steps += receive
     for i in range(replicas):
         steps.append(("INFO", "dfs.DataNode$PacketResponder", f"PacketResponder {i} for block {blk} terminating"))
         steps.append(("INFO", "dfs.DataNode$PacketResponder", f"Received block {blk} of size {size} from /{_ip(rng)}"))
     for _ in range(replicas):
-        steps.append(("INFO", "dfs.FSNamesystem",
-                      f"BLOCK* NameSystem.addStoredBlock: blockMap updated: {_ip(rng)}:50010 is added to {blk} size {size}"))
+        steps.append(
+            (
+                "INFO",
+                "dfs.FSNamesystem",
+                f"BLOCK* NameSystem.addStoredBlock: blockMap updated: {_ip(rng)}:50010 is added to {blk} size {size}",
+            )
+        )
     if rng.random() < 0.3:
         steps.append(("INFO", "dfs.DataBlockScanner", f"Verification succeeded for {blk}"))
     if rng.random() < 0.4:
         steps.append(("INFO", "dfs.DataNode", f"{_ip(rng)}:50010 Served block {blk} to /{_ip(rng)}"))
-    steps.append(("INFO", "dfs.FSNamesystem", f"BLOCK* NameSystem.delete: {blk} is added to invalidSet of {_ip(rng)}:50010"))
+    steps.append(
+        ("INFO", "dfs.FSNamesystem", f"BLOCK* NameSystem.delete: {blk} is added to invalidSet of {_ip(rng)}:50010")
+    )
     for _ in range(replicas):
-        steps.append(("INFO", "dfs.FSDataset", f"Deleting block {blk} file /mnt/hadoop/dfs/data/current/subdir{rng.randint(0, 63)}/{blk}"))
+        steps.append(
+            (
+                "INFO",
+                "dfs.FSDataset",
+                f"Deleting block {blk} file /mnt/hadoop/dfs/data/current/subdir{rng.randint(0, 63)}/{blk}",
+            )
+        )
     return steps
 
 
@@ -54,8 +69,14 @@ def _inject(rng: random.Random, blk: str, steps: list, kind: str) -> list:
     steps = list(steps)
     if kind == "new_template":
         at = rng.randint(2, len(steps) - 2)
-        steps.insert(at, ("WARN", "dfs.DataNode$DataXceiver",
-                          f"writeBlock {blk} received exception java.io.IOException: Connection reset by peer"))
+        steps.insert(
+            at,
+            (
+                "WARN",
+                "dfs.DataNode$DataXceiver",
+                f"writeBlock {blk} received exception java.io.IOException: Connection reset by peer",
+            ),
+        )
     elif kind == "out_of_order":
         # deletion happens before the block was ever stored
         delete = [s for s in steps if "Deleting block" in s[2] or "invalidSet" in s[2]]

@@ -73,9 +73,7 @@ def split_train_val(
     return [sessions[i] for i in order[n_val:]], [sessions[i] for i in order[:n_val]]
 
 
-def calibrate(
-    backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: FitSettings, max_len: int
-) -> Calibration:
+def calibrate(backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: FitSettings, max_len: int) -> Calibration:
     """Choose K on normal validation sessions, then the score scale from their margins at that K."""
     tokens = [[BOS, *vocab.encode(s), *([EOS] if settings.score_end else [])] for s in val]
     first = score_sequences(backend, tokens, max_len=max_len, k=1)
@@ -195,10 +193,18 @@ def train_from_logs(
             continue
         normal.append([e.key for e in session.events if e.key is not None])
     normal = [s for s in normal if s]
-    stats = {"events": len(events), "sessions": len(sessions), "anomalous_sessions_dropped": dropped,
-             "templates": parser.num_templates}
-    extra = {"line_format": line_format, "sessions": rule.to_dict(), "parser": {"templates": parser.num_templates},
-             "data": stats}
+    stats = {
+        "events": len(events),
+        "sessions": len(sessions),
+        "anomalous_sessions_dropped": dropped,
+        "templates": parser.num_templates,
+    }
+    extra = {
+        "line_format": line_format,
+        "sessions": rule.to_dict(),
+        "parser": {"templates": parser.num_templates},
+        "data": stats,
+    }
     fit = fit_sequences(normal, settings, progress=progress, extra_config=extra)
     fit.detector.parser = parser
     return fit, stats

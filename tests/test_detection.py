@@ -40,7 +40,7 @@ def test_expected_sequence_ranks_first_and_deviation_is_flagged():
 
 
 def test_k_widens_the_accepted_set():
-    seq = cycle(3) + [EOS]
+    seq = [*cycle(3), EOS]
     (k1,) = score_sequences(SuccessorBackend(), [seq], max_len=64, k=1)
     (k2,) = score_sequences(SuccessorBackend(), [seq], max_len=64, k=2)
     assert k1.ranks[-1] == 2 and k1.margin[-1] > 0 and k2.margin[-1] <= 0

@@ -10,8 +10,9 @@ from logwarden.core.detector import NEW_TEMPLATE
 
 def _score(corpus_dir, model_root, tmp_path, backend: str) -> list[dict]:
     out = tmp_path / f"scores-{backend}.jsonl"
-    code = main(["score", str(corpus_dir / "test.log"), "--model", str(model_root), "--backend", backend,
-                 "-o", str(out)])
+    code = main(
+        ["score", str(corpus_dir / "test.log"), "--model", str(model_root), "--backend", backend, "-o", str(out)]
+    )
     assert code == 0
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -58,8 +59,18 @@ def test_onnx_and_torch_give_the_same_verdicts(corpus_dir, model_root, tmp_path)
 
 def test_evaluate_reports_metrics_and_writes_html(corpus_dir, model_root, tmp_path, capsys):
     report = tmp_path / "report"
-    code = main(["evaluate", str(corpus_dir / "test.log"), "--model", str(model_root),
-                 "--labels", str(corpus_dir / "test_labels.csv"), "--report", str(report)])
+    code = main(
+        [
+            "evaluate",
+            str(corpus_dir / "test.log"),
+            "--model",
+            str(model_root),
+            "--labels",
+            str(corpus_dir / "test_labels.csv"),
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["f1"] == 1.0 and metrics["roc_auc"] == 1.0

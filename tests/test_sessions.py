@@ -14,7 +14,9 @@ def test_key_regex_groups_by_block_id_per_source():
     events = [ev("read blk_1"), ev("write blk_-2"), ev("close blk_1"), ev("read blk_1", source="b.log")]
     sessions = build_sessions(events, SessionRule(kind="key", key_regex=r"blk_-?\d+"))
     assert [(s.source, s.key, len(s.events)) for s in sessions] == [
-        ("a.log", "blk_1", 2), ("a.log", "blk_-2", 1), ("b.log", "blk_1", 1),
+        ("a.log", "blk_1", 2),
+        ("a.log", "blk_-2", 1),
+        ("b.log", "blk_1", 1),
     ]
 
 

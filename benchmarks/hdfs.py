@@ -1,0 +1,199 @@
+"""HDFS_v1 accuracy benchmark (LogGPT-style next-key detection, K chosen on normal validation data).
+
+Headline protocol: the full HDFS_v1 population with repeats collapsed (unique sequence + count).
+Train on 5,000 normal sessions drawn at random from the expanded population (seed 7), of which
+a validation share chooses K; test on every other session, weighted by its count.
+Second protocol: DeepLog's uncollapsed files (train ``deeplog/hdfs_train``, test all 16,838
+abnormal + the normal sessions of ait ``hdfs_loghub/hdfs_train`` and logdeep's robust split).
+
+    python benchmarks/hdfs.py [--data DIR] [--protocol headline|deeplog|both]
+
+Prints a table per protocol, writes an HTML report with plots under ``reports/hdfs-*``, and ends
+with one JSON line (the headline protocol's figures, the other protocol nested).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from logwarden.core.evaluation import compute_metrics, format_metrics_table, template_breakdown
+from logwarden.core.model import ModelConfig
+from logwarden.core.report import write_report
+from logwarden.core.train_pipeline import FitSettings, fit_sequences
+from logwarden.core.training import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
+
+
+def settings(args) -> FitSettings:
+    return FitSettings(
+        model=ModelConfig(n_layer=args.layers, n_head=4, n_embd=args.embd, max_len=128, dropout=0.0),
+        train=TrainConfig(epochs=args.epochs, batch_size=16, lr=1e-3, patience=8, seed=7, device=args.device),
+        val_fraction=0.2,
+        target_fpr=args.target_fpr,
+        min_template_sessions=args.min_template_sessions,
+    )
+
+
+def read_counts(path: Path) -> list[tuple[int, list[str]]]:
+    with open(path, newline="") as handle:
+        return [(int(r["count"]), r["sequence"].split()) for r in csv.DictReader(handle)]
+
+
+def evaluate(name: str, detector, test: list[list[str]], y: np.ndarray, w: np.ndarray, seconds: float, extra: dict):
+    start = time.perf_counter()
+    verdicts = []
+    for i in range(0, len(test), 2048):
+        verdicts += detector.score_keys(test[i : i + 2048])
+    score_seconds = time.perf_counter() - start
+    pred = np.array([v.anomalous for v in verdicts], dtype=int)
+    scores = np.array([v.score for v in verdicts])
+    metrics = compute_metrics(y, pred, scores, w)
+    fps = [
+        (v.reason.split(":")[0], float(wi)) for v, yi, wi in zip(verdicts, y, w, strict=True) if v.anomalous and not yi
+    ]
+    fns = [
+        (" ".join(s[:12]), float(wi))
+        for s, v, yi, wi in zip(test, verdicts, y, w, strict=True)
+        if yi and not v.anomalous
+    ]
+    print(format_metrics_table(metrics, f"HDFS — {name}"))
+    print(
+        f"  K = {detector.calibration.k} (validation FPR {detector.calibration.validation_fpr:.4f}, "
+        f"target {detector.calibration.target_fpr}); train {seconds:.1f} s; "
+        f"scored {int(sum(len(s) for s in test))} unique-sequence events in {score_seconds:.1f} s"
+    )
+    report = write_report(
+        ROOT / "reports" / f"hdfs-{name}",
+        title=f"HDFS {name}",
+        metrics=metrics,
+        y_true=y,
+        scores=scores,
+        weights=w,
+        threshold=0.5,
+        false_positive_templates=template_breakdown(fps),
+        false_negative_templates=template_breakdown(fns),
+        extra=extra,
+    )
+    print(f"  report: {report['html']}")
+    return {
+        "protocol": name,
+        **{k: metrics.to_dict()[k] for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn")},
+        "k": detector.calibration.k,
+        "validation_fpr": detector.calibration.validation_fpr,
+        "target_fpr": detector.calibration.target_fpr,
+        "train_seconds": round(seconds, 1),
+        "best_epoch": detector.config["metrics"]["best_epoch"],
+        **extra,
+    }
+
+
+def headline(data: Path, args) -> dict:
+    hdfs = data / "hdfs" / "derived"
+    normal = read_counts(hdfs / "hdfs_v1_normal_collapsed_counts.csv")
+    abnormal = read_counts(hdfs / "hdfs_v1_abnormal_collapsed_counts.csv")
+    population = np.repeat(np.arange(len(normal)), [c for c, _ in normal])
+    picked = population[np.random.default_rng(7).permutation(len(population))[:5000]]
+    train = [normal[i][1] for i in picked]
+    start = time.perf_counter()
+    fit = fit_sequences(train, settings(args), progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    left = np.bincount(population, minlength=len(normal)) - np.bincount(picked, minlength=len(normal))
+    test = [s for _, s in normal] + [s for _, s in abnormal]
+    y = np.r_[np.zeros(len(normal), int), np.ones(len(abnormal), int)]
+    w = np.r_[left, [c for c, _ in abnormal]].astype(float)
+    keep = w > 0
+    test = [s for s, k in zip(test, keep, strict=True) if k]
+    return evaluate(
+        "headline-collapsed",
+        fit.detector,
+        test,
+        y[keep],
+        w[keep],
+        seconds,
+        {
+            "train_sessions": fit.n_train,
+            "val_sessions": fit.n_val,
+            "test_normal": int(w[keep][y[keep] == 0].sum()),
+            "test_abnormal": int(w[y == 1].sum()),
+        },
+    )
+
+
+def deeplog(data: Path, args) -> dict:
+    hdfs = data / "hdfs"
+    train = [line.split() for line in (hdfs / "deeplog" / "hdfs_train").read_text().splitlines() if line.strip()]
+    abnormal = [
+        line.split() for line in (hdfs / "deeplog" / "hdfs_test_abnormal").read_text().splitlines() if line.strip()
+    ]
+    normal = [
+        line.split(",", 1)[1].split()
+        for line in (hdfs / "ait_aecid" / "hdfs_loghub" / "hdfs_train").read_text().splitlines()
+        if line.strip()
+    ]
+    for name in ("robust_log_train.csv", "robust_log_valid.csv"):
+        with open(hdfs / "logdeep_robustlog" / name, newline="") as handle:
+            normal += [r["Sequence"].split() for r in csv.DictReader(handle) if r["label"] == "0"]
+    start = time.perf_counter()
+    fit = fit_sequences(train, settings(args), progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    # identical sequences get identical verdicts: score each once, weight by its count
+    counts = Counter(tuple(s) for s in normal), Counter(tuple(s) for s in abnormal)
+    test = [list(s) for c in counts for s in c]
+    y = np.r_[np.zeros(len(counts[0]), int), np.ones(len(counts[1]), int)]
+    w = np.array([n for c in counts for n in c.values()], dtype=float)
+    return evaluate(
+        "deeplog-uncollapsed",
+        fit.detector,
+        test,
+        y,
+        w,
+        seconds,
+        {
+            "train_sessions": fit.n_train,
+            "val_sessions": fit.n_val,
+            "test_normal": len(normal),
+            "test_abnormal": len(abnormal),
+        },
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--protocol", choices=["headline", "deeplog", "both"], default="both")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--embd", type=int, default=64)
+    parser.add_argument("--target-fpr", type=float, default=0.005)
+    parser.add_argument("--min-template-sessions", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    if not (args.data / "hdfs").is_dir():
+        print(f"HDFS data not found under {args.data}; nothing measured.")
+        print(json.dumps({"protocol": "none", "error": f"no data at {args.data}"}))
+        return 0
+    results = {}
+    if args.protocol in ("headline", "both"):
+        results["headline"] = headline(args.data, args)
+    if args.protocol in ("deeplog", "both"):
+        results["deeplog"] = deeplog(args.data, args)
+    final = dict(results.get("headline") or results["deeplog"])
+    if "headline" in results and "deeplog" in results:
+        final["deeplog_protocol"] = results["deeplog"]
+    print(json.dumps(final))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

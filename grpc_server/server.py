@@ -1,0 +1,147 @@
+"""The ``grpc.aio`` server: LogWarden's services, standard health and reflection, auth, TLS, limits,
+graceful shutdown (SIGTERM/SIGINT drain in-flight calls) and hot reload (SIGHUP or ReloadModel).
+
+Shutdown order: health turns NOT_SERVING, open streams end after their current message, the server
+stops accepting calls and waits up to ``shutdown_grace_s`` for accepted ones, then the scheduler
+finishes what is queued. Companions (the HTTP/JSON gateway) are objects with ``async start(server)``
+and ``async stop()`` appended to ``server.companions`` before ``start``; they reach the scorer as
+``server.service`` and the metrics as ``server.metrics.render()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from logwarden.core.records import LogWardenError
+from logwarden.grpc_server.auth import HEALTH_PREFIX, BearerTokenInterceptor
+from logwarden.grpc_server.metrics import ServerMetrics
+from logwarden.grpc_server.model_holder import ModelHolder
+from logwarden.grpc_server.scheduler import Scheduler
+from logwarden.grpc_server.scoring_service import KLookup, LabelSink, ScoringService
+from logwarden.grpc_server.servicers import add_all
+from logwarden.grpc_server.settings import Settings
+from logwarden.grpc_server.tls import server_credentials
+from logwarden.grpc_server.validation import Limits
+from logwarden.grpc_server.windows import WindowStore
+from logwarden.grpc_server.windows.memory import MemoryWindowStore
+
+log = structlog.get_logger("logwarden.server")
+
+
+def open_window_store(settings: Settings) -> WindowStore:
+    if not settings.redis_url:
+        return MemoryWindowStore(settings.window_max_sessions, settings.window_ttl_s)
+    try:
+        from logwarden.grpc_server.windows.redis import RedisWindowStore
+    except ImportError as exc:
+        raise LogWardenError("redis_url is set but this build has no Redis window store") from exc
+    return RedisWindowStore(settings.redis_url, max_sessions=settings.window_max_sessions, ttl_s=settings.window_ttl_s)
+
+
+class LogWardenServer:
+    def __init__(self, settings: Settings, *, labels: LabelSink | None = None, k_lookup: KLookup | None = None,
+                 windows: WindowStore | None = None) -> None:
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.holder = ModelHolder(settings.model_path, backend=settings.model_backend, device=settings.model_device)
+        self.windows = windows or open_window_store(settings)
+        self.labels = labels
+        self.k_lookup = k_lookup
+        self.companions: list = []
+        self.service: ScoringService | None = None
+        self.scheduler: Scheduler | None = None
+        self.port: int | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._draining = False
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> int:
+        """Load the model, bind, start serving; returns the bound gRPC port."""
+        s = self.settings
+        model = await asyncio.to_thread(self.holder.load, s.model_version)
+        self.metrics.set_model(model.version)
+        self.scheduler = Scheduler(max_wait_s=s.batch_wait_ms / 1000, max_batch_events=s.batch_max_events,
+                                   max_queue_events=s.queue_max_events, metrics=self.metrics)
+        self.scheduler.start()
+        limits = Limits(s.max_events_per_request, s.max_message_bytes, s.max_field_bytes, s.max_attributes)
+        self.service = ScoringService(holder=self.holder, scheduler=self.scheduler, windows=self.windows,
+                                      limits=limits, window_size=s.window_size, metrics=self.metrics,
+                                      k_lookup=self.k_lookup, labels=self.labels)
+        tokens = [t.get_secret_value() for t in s.auth_tokens]
+        interceptors = [BearerTokenInterceptor(tokens, () if s.auth_health else (HEALTH_PREFIX,))] if tokens else []
+        options = [("grpc.max_receive_message_length", s.max_request_bytes), ("grpc.so_reuseport", 0)]
+        self._server = grpc.aio.server(interceptors=interceptors, options=options,
+                                       maximum_concurrent_rpcs=s.max_concurrent_rpcs)
+        names = add_all(self._server, self.service, lambda: self._draining)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        for name in ("", *names):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
+        address = f"{s.host}:{s.grpc_port}"
+        if s.tls_cert and s.tls_key:
+            self.port = self._server.add_secure_port(address, server_credentials(s.tls_cert, s.tls_key,
+                                                                                 s.tls_client_ca))
+        else:
+            self.port = self._server.add_insecure_port(address)
+        await self._server.start()
+        if s.metrics_port is not None:
+            self.metrics.serve_standalone(s.metrics_port, s.host)
+        for companion in self.companions:
+            await companion.start(self)
+        log.info("serving", host=s.host, port=self.port, model_version=model.version, tls=bool(s.tls_cert),
+                 mtls=bool(s.tls_client_ca), auth=bool(tokens), backend=s.model_backend)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new calls, finish accepted ones (up to ``grace`` seconds), stop the worker."""
+        if self._draining:
+            await self._stopped.wait()
+            return
+        self._draining = True
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        log.info("draining", grace_s=grace)
+        await self._health.enter_graceful_shutdown()
+        for companion in reversed(self.companions):
+            await companion.stop()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self.scheduler is not None:
+            await self.scheduler.close()
+        await self.windows.close()
+        log.info("stopped")
+        self._stopped.set()
+
+    async def reload(self, version: str | None = None) -> None:
+        """SIGHUP: reload the newest version; failures are logged and the old version keeps serving."""
+        assert self.service is not None
+        try:
+            previous, info, changed = await self.service.reload_model(version)
+        except Exception as exc:  # a failed reload must never stop the server
+            log.error("model reload failed", error=str(exc))
+            return
+        log.info("model reloaded", previous=previous, version=info.version, changed=changed)
+
+    async def serve(self) -> None:
+        """Start, then run until SIGTERM/SIGINT (drain) — SIGHUP reloads the model."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        reloads: set[asyncio.Task] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        await stop.wait()
+        await self.stop()
