@@ -33,6 +33,28 @@ protos: $(STAMP)
 check-protos: $(STAMP)
 	$(PY) -m logwarden.protos.codegen --check
 
+# `make serve`: train the bundled default model on generated logs if absent, then serve it on localhost.
+MODEL       ?= models/default
+GRPC_PORT   ?= 50051
+HTTP_PORT   ?= 8080
+DEMO_DATA   := data/default
+
+serve: $(STAMP)
+	@if [ -z "$$(ls -d $(MODEL)/v* 2>/dev/null)" ]; then \
+		echo "No model under $(MODEL): training the default model on generated HDFS-style logs (about a minute)"; \
+		$(VENV)/bin/logwarden generate --out $(DEMO_DATA)/train.log --sessions 1500 --seed 1 && \
+		$(VENV)/bin/logwarden generate --out $(DEMO_DATA)/sample.log --sessions 50 --anomaly-rate 0.2 --seed 2 && \
+		$(VENV)/bin/logwarden train $(DEMO_DATA)/train.log --format hdfs --out $(MODEL) --epochs 20 || exit 1; \
+	fi
+	@echo ""
+	@echo "LogWarden is starting: gRPC on 127.0.0.1:$(GRPC_PORT), HTTP/JSON on http://127.0.0.1:$(HTTP_PORT)"
+	@echo "  curl -s http://127.0.0.1:$(HTTP_PORT)/v1/score -H 'Content-Type: application/json' \\"
+	@echo "       -d '{\"events\": [{\"id\": \"1\", \"message\": \"081109 203615 148 INFO dfs.DataNode: Receiving block blk_1 src: /10.0.0.1:50010 dest: /10.0.0.2:50010\"}]}'"
+	@echo "  API: http://127.0.0.1:$(HTTP_PORT)/openapi.json   metrics: http://127.0.0.1:$(HTTP_PORT)/metrics   (Ctrl-C stops)"
+	@echo ""
+	$(VENV)/bin/logwarden serve --model $(MODEL) --host 127.0.0.1 --port $(GRPC_PORT) --http-port $(HTTP_PORT) \
+		--label-db $(MODEL)/labels.sqlite
+
 bench: $(STAMP)
 	$(PY) benchmarks/parsing.py
 	$(PY) benchmarks/hdfs.py

@@ -24,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from logwarden.core.calibration import choose_k
 from logwarden.core.evaluation import compute_metrics, format_metrics_table, template_breakdown
 from logwarden.core.model import ModelConfig
 from logwarden.core.report import write_report
 from logwarden.core.train_pipeline import FitSettings, fit_sequences
 from logwarden.core.training import TrainConfig
+
+SWEEP = (0.001, 0.002, 0.005, 0.01)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
@@ -47,6 +50,44 @@ def settings(args) -> FitSettings:
 def read_counts(path: Path) -> list[tuple[int, list[str]]]:
     with open(path, newline="") as handle:
         return [(int(r["count"]), r["sequence"].split()) for r in csv.DictReader(handle)]
+
+
+def worst_ranks(detector, sessions) -> np.ndarray:
+    """Per session, the worst rank of any event or of its end: the session alerts iff this exceeds K."""
+    out = []
+    for i in range(0, len(sessions), 2048):
+        for v in detector.score_keys(sessions[i : i + 2048]):
+            out.append(max([e.rank for e in v.events] + ([v.end.rank] if v.end else [])))
+    return np.array(out)
+
+
+def target_sweep(detector, val, test, y, w) -> list[dict]:
+    """K chosen on normal validation data for several target false-positive rates, and what it gives."""
+    val_worst, test_worst = worst_ranks(detector, val), worst_ranks(detector, test)
+    rows = []
+    for target in SWEEP:
+        k, val_fpr = choose_k(val_worst, target, len(detector.vocab))
+        m = compute_metrics(y, (test_worst > k).astype(int), test_worst.astype(float), w)
+        rows.append(
+            {
+                "target_fpr": target,
+                "k": k,
+                "validation_fpr": round(val_fpr, 4),
+                "precision": round(m.precision, 4),
+                "recall": round(m.recall, 4),
+                "f1": round(m.f1, 4),
+                "fp": int(m.fp),
+                "fn": int(m.fn),
+            }
+        )
+    print("  target FPR sweep (K chosen on normal validation sessions only):")
+    print("    target     K  val FPR  precision  recall      F1       FP      FN")
+    for r in rows:
+        print(
+            f"    {r['target_fpr']:<8} {r['k']:>3} {r['validation_fpr']:>8} {r['precision']:>10} {r['recall']:>7}"
+            f" {r['f1']:>7} {r['fp']:>8} {r['fn']:>7}"
+        )
+    return rows
 
 
 def evaluate(name: str, detector, test: list[list[str]], y: np.ndarray, w: np.ndarray, seconds: float, extra: dict):
@@ -113,7 +154,7 @@ def headline(data: Path, args) -> dict:
     w = np.r_[left, [c for c, _ in abnormal]].astype(float)
     keep = w > 0
     test = [s for s, k in zip(test, keep, strict=True) if k]
-    return evaluate(
+    result = evaluate(
         "headline-collapsed",
         fit.detector,
         test,
@@ -127,6 +168,8 @@ def headline(data: Path, args) -> dict:
             "test_abnormal": int(w[y == 1].sum()),
         },
     )
+    result["sweep"] = target_sweep(fit.detector, fit.val_sessions, test, y[keep], w[keep])
+    return result
 
 
 def deeplog(data: Path, args) -> dict:
@@ -151,7 +194,7 @@ def deeplog(data: Path, args) -> dict:
     test = [list(s) for c in counts for s in c]
     y = np.r_[np.zeros(len(counts[0]), int), np.ones(len(counts[1]), int)]
     w = np.array([n for c in counts for n in c.values()], dtype=float)
-    return evaluate(
+    result = evaluate(
         "deeplog-uncollapsed",
         fit.detector,
         test,
@@ -165,6 +208,8 @@ def deeplog(data: Path, args) -> dict:
             "test_abnormal": len(abnormal),
         },
     )
+    result["sweep"] = target_sweep(fit.detector, fit.val_sessions, test, y, w)
+    return result
 
 
 def main() -> int:

@@ -387,7 +387,13 @@ def cmd_generate(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "train": cmd_train, "score": cmd_score, "evaluate": cmd_evaluate, "info": cmd_info}
+COMMANDS = {
+    "generate": cmd_generate,
+    "train": cmd_train,
+    "score": cmd_score,
+    "evaluate": cmd_evaluate,
+    "info": cmd_info,
+}
 
 if __name__ == "__main__":
     raise SystemExit(main())

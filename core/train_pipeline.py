@@ -51,6 +51,7 @@ class FitResult:
     n_train: int
     n_val: int
     fingerprint: str
+    val_sessions: list[Sequence[str]]
 
 
 def fingerprint(sequences: Iterable[Sequence[str]], extra: dict | None = None) -> str:
@@ -129,7 +130,7 @@ def fit_sequences(
     detector = Detector(
         model=model, model_config=settings.model, vocab=vocab, calibration=calibration, config=config, backend=backend
     )
-    return FitResult(detector, result, len(train), len(val), fp)
+    return FitResult(detector, result, len(train), len(val), fp, val)
 
 
 def save_detector(detector: Detector, root: Path, *, onnx: bool = True) -> Path:
