@@ -35,13 +35,15 @@ def test_score_keeps_going_past_bad_lines(corpus_dir, model_root, tmp_path, caps
     mixed = tmp_path / "mixed.log"
     mixed.write_bytes(
         b"\n".join(
-            good[:50]
-            + [b"\x00\x01\x02\x03\xff\xfe binary garbage \x00\x00"]
-            + good[50:100]
-            + [b"081109 203615 148 INFO dfs.DataNode: caf\xe9 blk_1 invalid utf-8"]
-            + [b"A" * (10 * 1024 * 1024)]
-            + good[100:]
-            + [b"this line does not match the hdfs format"]
+            [
+                *good[:50],
+                b"\x00\x01\x02\x03\xff\xfe binary garbage \x00\x00",
+                *good[50:100],
+                b"081109 203615 148 INFO dfs.DataNode: caf\xe9 blk_1 invalid utf-8",
+                b"A" * (10 * 1024 * 1024),
+                *good[100:],
+                b"this line does not match the hdfs format",
+            ]
         )
         + b"\n"
     )
