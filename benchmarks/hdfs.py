@@ -40,7 +40,9 @@ DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 def settings(args) -> FitSettings:
     return FitSettings(
         model=ModelConfig(n_layer=args.layers, n_head=4, n_embd=args.embd, max_len=128, dropout=0.0),
-        train=TrainConfig(epochs=args.epochs, batch_size=16, lr=1e-3, patience=8, seed=7, device=args.device),
+        train=TrainConfig(
+            epochs=args.epochs, batch_size=16, lr=1e-3, patience=8, seed=args.train_seed, device=args.device
+        ),
         val_fraction=0.2,
         target_fpr=args.target_fpr,
         min_template_sessions=args.min_template_sessions,
@@ -222,6 +224,7 @@ def main() -> int:
     parser.add_argument("--target-fpr", type=float, default=0.005)
     parser.add_argument("--min-template-sessions", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--train-seed", type=int, default=7, help="weights, shuffling and the validation split")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if not (args.data / "hdfs").is_dir():

@@ -26,7 +26,7 @@ from logwarden.core.model import ModelConfig, build_model
 from logwarden.core.records import LogRecord, LogWardenError
 from logwarden.core.sessions import Event, SessionRule, build_sessions
 from logwarden.core.template_parser import TemplateParser
-from logwarden.core.training import TrainConfig, TrainResult, train_model
+from logwarden.core.training import TrainConfig, TrainResult, seed_everything, train_model
 from logwarden.core.vocab import BOS, EOS, Vocab
 
 __version__ = "0.1.0"
@@ -98,6 +98,7 @@ def fit_sequences(
     """Train on normal key sequences and calibrate on a held-out part of them."""
     train, val = split_train_val(sessions, settings.val_fraction, settings.train.seed)
     vocab = Vocab.build(train, settings.min_template_sessions)
+    seed_everything(settings.train.seed)  # the initial weights too: the same data and seed give the same model
     model = build_model(settings.model, len(vocab))
     encode = lambda seq: [BOS, *vocab.encode(seq), *([EOS] if settings.score_end else [])]  # noqa: E731
     result = train_model(model, [encode(s) for s in train], [encode(s) for s in val], settings.train, progress=progress)
