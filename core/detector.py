@@ -160,15 +160,29 @@ class Detector:
         cluster = self.parser.match(record.content)
         return Event(record, None if cluster is None else str(cluster))
 
+    @property
+    def parser(self) -> TemplateParser | None:
+        return self._parser
+
+    @parser.setter
+    def parser(self, parser: TemplateParser | None) -> None:
+        self._parser = parser
+        self._templates: dict[str, str] = {}  # key → template text; bounded by the number of templates
+
     def template(self, key: str | None) -> str:
+        """The template text of a log key (the key itself when the parser does not know it)."""
         if key is None:
             return ""
-        if self.parser is not None and key.isdigit():
-            try:
-                return self.parser.template(int(key))
-            except KeyError:
-                return key
-        return key
+        text = self._templates.get(key)
+        if text is None:
+            text = key
+            if self._parser is not None and key.isdigit():
+                try:
+                    text = self._parser.template(int(key))
+                except KeyError:
+                    pass
+            self._templates[key] = text
+        return text
 
     # -- scoring ---------------------------------------------------------------------------------
     def score_keys(
