@@ -7,7 +7,7 @@ For every loghub 2k system (``loghub_2k/loghub2_2k`` and ``loghub_2k/original``)
 * drain3: ``TemplateMiner.add_log_message`` with the masking instructions of drain3's examples
           (ID, IP, SEQ, HEX, NUM, CMD; prefix ``<:``, suffix ``:>``), no persistence;
 
-both with the same Drain parameters (sim_th, depth, max_children; defaults 0.4 / 5 / 100), and scores
+both with the same Drain parameters (sim_th, depth, max_children; defaults 0.55 / 4 / 100), and scores
 the online cluster assignment of every line against ``EventId`` with the standard grouping accuracy
 (a line is correct when its predicted group holds exactly the lines of its ground-truth group).
 
@@ -136,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared datasets folder")
     ap.add_argument("--repeats", type=int, default=5, help="fresh-parser timing runs per sample (median)")
     ap.add_argument("--replicate", type=int, default=10, help="replay factor of the repeated-stream figure")
-    ap.add_argument("--sim-th", type=float, default=0.4)
-    ap.add_argument("--depth", type=int, default=5)
+    ap.add_argument("--sim-th", type=float, default=ParserConfig.sim_th)
+    ap.add_argument("--depth", type=int, default=ParserConfig.depth)
     ap.add_argument("--only", default="", help="substring filter on system names")
     ap.add_argument(
         "--tuned",

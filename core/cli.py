@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from logwarden.core.records import LogWardenError
+from logwarden.core.template_parser import ParserConfig
 
 LABEL_WORDS = {"anomaly": 1, "anomalous": 1, "abnormal": 1, "1": 1, "true": 1, "normal": 0, "0": 0, "false": 0}
 
@@ -80,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--target-fpr", type=float, default=0.005, help="share of normal validation sessions allowed to alert"
     )
-    m.add_argument("--sim-th", type=float, default=0.4, help="Drain similarity threshold")
-    m.add_argument("--depth", type=int, default=5, help="Drain tree depth")
+    m.add_argument("--sim-th", type=float, default=ParserConfig.sim_th, help="Drain similarity threshold")
+    m.add_argument("--depth", type=int, default=ParserConfig.depth, help="Drain tree depth")
     m.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     m.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -204,7 +205,7 @@ def default_session_rule(fmt):
 def cmd_train(args) -> int:
     from logwarden.core.model import ModelConfig
     from logwarden.core.reader import ReadStats
-    from logwarden.core.template_parser import ParserConfig, TemplateParser
+    from logwarden.core.template_parser import TemplateParser
     from logwarden.core.train_pipeline import FitSettings, save_detector, train_from_logs
     from logwarden.core.training import TrainConfig
 

@@ -62,7 +62,7 @@ def test_cached_learn_returns_plain_drain_ids(config: ParserConfig) -> None:
 def test_a_naive_cache_would_go_stale() -> None:
     """Cluster ids never change, yet drain3 can move a masked line to a newer, better cluster."""
     lines = ["a b c d", "a x y d", "a b c z", "a b c d"]
-    config = ParserConfig()
+    config = ParserConfig(sim_th=0.4)
     plain = plain_drain_ids(TemplateParser(config), lines, config)
     assert plain[0] != plain[3]  # drain3 itself answers differently for the same line later on
     parser = TemplateParser(config)
@@ -71,10 +71,11 @@ def test_a_naive_cache_would_go_stale() -> None:
 
 def test_learn_keeps_cluster_sizes_like_plain_drain() -> None:
     lines = generated_lines(1000)
-    parser = TemplateParser()
+    config = ParserConfig()
+    parser = TemplateParser(config)
     for line in lines:
         parser.learn(line)
-    drain = Drain(param_str=DRAIN_PARAM)
+    drain = Drain(depth=config.depth, sim_th=config.sim_th, param_str=DRAIN_PARAM)
     for line in lines:
         drain.add_log_message(parser.masker.mask(line))
     assert {c.cluster_id: c.size for c in parser.drain.clusters} == {c.cluster_id: c.size for c in drain.clusters}
