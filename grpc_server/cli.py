@@ -46,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
     p.add_argument("--auth-tokens-file", type=Path,
                    help="file with one bearer token per line (tokens never go on the command line)")
-    p.add_argument("--label-db", type=Path)
+    p.add_argument("--label-db", type=Path,
+                   help="SQLite label store (created if absent); without it SubmitLabels is UNIMPLEMENTED")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--shutdown-grace", type=float, help="seconds to drain on SIGTERM")
     p.set_defaults(func=cmd_serve)

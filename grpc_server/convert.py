@@ -90,8 +90,16 @@ def label_in(label: labels_pb2.Label) -> LabelIn:
         analyst=label.analyst, time=_seconds(label.time) if label.HasField("time") else None,
         comment=label.comment, source=label.source, session_key=label.session_key,
         template_id=label.template_id, event_id=label.event_id, message=label.message,
-        model_version=label.model_version,
+        model_version=label.model_version, keys=list(label.keys), predicted=_predicted(label.predicted),
+        reason=label.reason,
     )
+
+
+def _predicted(value: int) -> str:
+    """UNSPECIFIED is "unknown"; a number this server does not know is kept visible so validation refuses it."""
+    if value == labels_pb2.LABEL_VALUE_UNSPECIFIED:
+        return ""
+    return VALUES.get(value, f"unknown ({value})")
 
 
 def labels_response(results: list[LabelOut]) -> labels_pb2.SubmitLabelsResponse:

@@ -109,6 +109,9 @@ class LabelIn:
     event_id: str = ""
     message: str = ""
     model_version: str = ""
+    keys: list[str] = field(default_factory=list)  # the session's log keys, in order (empty: unknown)
+    predicted: Literal["anomaly", "normal", ""] = ""  # the model's verdict at the time ("": unknown)
+    reason: str = ""  # the model's alert reason
 
 
 @dataclass(slots=True)

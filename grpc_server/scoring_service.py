@@ -23,7 +23,8 @@ context only, no end-of-session check); *sequence* mode scores each (source, ses
 request as a complete session, keeps no state, and adds one ``SessionOut`` per session.
 
 Plug-ins: ``k_lookup(source) -> int | None`` overrides the calibrated top-K per source (labels
-recalibrate it; it must not block), ``labels`` is the label store (``LabelSink``).
+recalibrate it; it must not block), ``labels`` is the label store (``LabelSink``; the server's is
+``label_sink.StoreLabelSink``), ``on_model_change(model)`` is awaited after a reload changed the model.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,10 +60,11 @@ from logwarden.grpc_server.validation import Limits, check_batch, check_event, c
 from logwarden.grpc_server.windows import WindowStore, window_key
 
 KLookup = Callable[[str], int | None]
+ModelListener = Callable[[ServedModel], Awaitable[None]]
 
 
 class LabelSink(Protocol):
-    """The label store as the service sees it (the SQLite store implements it)."""
+    """The label store as the service sees it (``label_sink.StoreLabelSink`` implements it)."""
 
     async def submit(self, labels: Sequence[LabelIn]) -> list[str]:
         """Store valid labels durably; return the store's id of each."""
@@ -80,7 +82,7 @@ class _Group:
 class ScoringService:
     def __init__(self, *, holder: ModelHolder, scheduler: Scheduler, windows: WindowStore, limits: Limits,
                  window_size: int = 128, metrics: ServerMetrics | None = None, k_lookup: KLookup | None = None,
-                 labels: LabelSink | None = None) -> None:
+                 labels: LabelSink | None = None, on_model_change: ModelListener | None = None) -> None:
         self.holder = holder
         self.scheduler = scheduler
         self.windows = windows
@@ -89,6 +91,7 @@ class ScoringService:
         self.metrics = metrics or ServerMetrics()
         self.k_lookup = k_lookup
         self.labels = labels
+        self.on_model_change = on_model_change
         self._locks = KeyedLocks()
 
     # -- scoring ----------------------------------------------------------------------------------
@@ -214,6 +217,8 @@ class ScoringService:
             raise
         self.metrics.reloads.labels("changed" if changed else "unchanged").inc()
         self.metrics.set_model(model.version, previous)
+        if changed and self.on_model_change is not None:
+            await self.on_model_change(model)
         return previous, self.holder.info(), changed
 
 

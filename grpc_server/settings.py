@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     auth_tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens (empty = no auth)")
     auth_health: bool = Field(False, description="also require a token for the health service")
 
-    label_db: Path | None = Field(None, description="label store path (SQLite)")
+    label_db: Path | None = Field(None, description="SQLite label store, created if absent; labels recalibrate K per "
+                                  "source (None = no label store: SubmitLabels answers UNIMPLEMENTED)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM: time to drain in-flight calls")
 

@@ -6,7 +6,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from logwarden.core.labels import LabelError
 from logwarden.grpc_server.errors import InvalidRequest
+from logwarden.grpc_server.label_sink import to_label, wire_field
 from logwarden.grpc_server.schema import EventIn, LabelIn
 
 REPLACED_BYTES = "raw bytes were not valid UTF-8; invalid sequences were replaced with U+FFFD"
@@ -86,3 +88,10 @@ def check_label(i: int, label: LabelIn, limits: Limits) -> None:
     _check_text(f"{where}.message", label.message, limits.max_message_bytes)
     if label.time is not None and not math.isfinite(label.time):
         raise InvalidRequest(f"{where}.time", "not a finite time")
+    if label.predicted not in ("", "anomaly", "normal"):
+        raise InvalidRequest(f"{where}.predicted", "must be anomaly, normal or unset")
+    _check_text(f"{where}.reason", label.reason, limits.max_field_bytes)
+    try:  # the label store's own rules (required analyst and source, single-line fields, log keys)
+        to_label(label)
+    except LabelError as exc:
+        raise InvalidRequest(f"{where}.{wire_field(exc.field)}", exc.problem) from exc

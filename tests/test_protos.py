@@ -15,7 +15,9 @@ WIRE = {
                               "expected": 12, "reason": 13, "model_version": 14},
     scoring_pb2.ScoreResponse: {"results": 1, "sessions": 2, "model_version": 3, "request_id": 4},
     labels_pb2.Label: {"id": 1, "target": 2, "value": 3, "analyst": 4, "time": 5, "comment": 6, "source": 7,
-                       "session_key": 8, "template_id": 9},
+                       "session_key": 8, "template_id": 9, "event_id": 10, "message": 11, "model_version": 12,
+                       "keys": 13, "predicted": 14, "reason": 15},
+    labels_pb2.LabelResult: {"id": 1, "accepted": 2, "error": 3, "error_field": 4, "label_id": 5},
     model_pb2.ReloadModelRequest: {"version": 1},
 }
 

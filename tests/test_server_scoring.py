@@ -182,7 +182,7 @@ def test_labels_are_validated_one_by_one(server, channel):
     stub = labels_pb2_grpc.LabelServiceStub(channel)
     response = stub.SubmitLabels(labels_pb2.SubmitLabelsRequest(labels=[
         labels_pb2.Label(id="a", target=labels_pb2.LABEL_TARGET_SESSION, value=labels_pb2.LABEL_VALUE_NORMAL,
-                         session_key="blk_1", analyst="ann", comment="known maintenance"),
+                         session_key="blk_1", source="s", analyst="ann", comment="known maintenance"),
         labels_pb2.Label(id="b", target=labels_pb2.LABEL_TARGET_EVENT),
     ]))
     ok, bad = response.results

@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19logwarden/v1/labels.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n\x05Label\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x06target\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.LabelTarget\x12\'\n\x05value\x18\x03 \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0bsession_key\x18\x08 \x01(\t\x12\x13\n\x0btemplate_id\x18\t \x01(\t\x12\x10\n\x08\x65vent_id\x18\n \x01(\t\x12\x0f\n\x07message\x18\x0b \x01(\t\x12\x15\n\rmodel_version\x18\x0c \x01(\t\":\n\x13SubmitLabelsRequest\x12#\n\x06labels\x18\x01 \x03(\x0b\x32\x13.logwarden.v1.Label\"a\n\x0bLabelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\x12\x10\n\x08label_id\x18\x05 \x01(\t\"B\n\x14SubmitLabelsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.LabelResult*]\n\x0bLabelTarget\x12\x1c\n\x18LABEL_TARGET_UNSPECIFIED\x10\x00\x12\x16\n\x12LABEL_TARGET_EVENT\x10\x01\x12\x18\n\x14LABEL_TARGET_SESSION\x10\x02*Z\n\nLabelValue\x12\x1b\n\x17LABEL_VALUE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_VALUE_ANOMALY\x10\x01\x12\x16\n\x12LABEL_VALUE_NORMAL\x10\x02\x32\x65\n\x0cLabelService\x12U\n\x0cSubmitLabels\x12!.logwarden.v1.SubmitLabelsRequest\x1a\".logwarden.v1.SubmitLabelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19logwarden/v1/labels.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x02\n\x05Label\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x06target\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.LabelTarget\x12\'\n\x05value\x18\x03 \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0bsession_key\x18\x08 \x01(\t\x12\x13\n\x0btemplate_id\x18\t \x01(\t\x12\x10\n\x08\x65vent_id\x18\n \x01(\t\x12\x0f\n\x07message\x18\x0b \x01(\t\x12\x15\n\rmodel_version\x18\x0c \x01(\t\x12\x0c\n\x04keys\x18\r \x03(\t\x12+\n\tpredicted\x18\x0e \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0e\n\x06reason\x18\x0f \x01(\t\":\n\x13SubmitLabelsRequest\x12#\n\x06labels\x18\x01 \x03(\x0b\x32\x13.logwarden.v1.Label\"a\n\x0bLabelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\x12\x10\n\x08label_id\x18\x05 \x01(\t\"B\n\x14SubmitLabelsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.LabelResult*]\n\x0bLabelTarget\x12\x1c\n\x18LABEL_TARGET_UNSPECIFIED\x10\x00\x12\x16\n\x12LABEL_TARGET_EVENT\x10\x01\x12\x18\n\x14LABEL_TARGET_SESSION\x10\x02*Z\n\nLabelValue\x12\x1b\n\x17LABEL_VALUE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_VALUE_ANOMALY\x10\x01\x12\x16\n\x12LABEL_VALUE_NORMAL\x10\x02\x32\x65\n\x0cLabelService\x12U\n\x0cSubmitLabels\x12!.logwarden.v1.SubmitLabelsRequest\x1a\".logwarden.v1.SubmitLabelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'logwarden.v1.labels_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LABELTARGET']._serialized_start=601
-  _globals['_LABELTARGET']._serialized_end=694
-  _globals['_LABELVALUE']._serialized_start=696
-  _globals['_LABELVALUE']._serialized_end=786
+  _globals['_LABELTARGET']._serialized_start=676
+  _globals['_LABELTARGET']._serialized_end=769
+  _globals['_LABELVALUE']._serialized_start=771
+  _globals['_LABELVALUE']._serialized_end=861
   _globals['_LABEL']._serialized_start=77
-  _globals['_LABEL']._serialized_end=372
-  _globals['_SUBMITLABELSREQUEST']._serialized_start=374
-  _globals['_SUBMITLABELSREQUEST']._serialized_end=432
-  _globals['_LABELRESULT']._serialized_start=434
-  _globals['_LABELRESULT']._serialized_end=531
-  _globals['_SUBMITLABELSRESPONSE']._serialized_start=533
-  _globals['_SUBMITLABELSRESPONSE']._serialized_end=599
-  _globals['_LABELSERVICE']._serialized_start=788
-  _globals['_LABELSERVICE']._serialized_end=889
+  _globals['_LABEL']._serialized_end=447
+  _globals['_SUBMITLABELSREQUEST']._serialized_start=449
+  _globals['_SUBMITLABELSREQUEST']._serialized_end=507
+  _globals['_LABELRESULT']._serialized_start=509
+  _globals['_LABELRESULT']._serialized_end=606
+  _globals['_SUBMITLABELSRESPONSE']._serialized_start=608
+  _globals['_SUBMITLABELSRESPONSE']._serialized_end=674
+  _globals['_LABELSERVICE']._serialized_start=863
+  _globals['_LABELSERVICE']._serialized_end=964
 # @@protoc_insertion_point(module_scope)
