@@ -48,6 +48,10 @@ class ServerMetrics:
         self.model_info = Gauge("logwarden_model_info", "The served model version (value 1)", ["model_version"],
                                 registry=r)
         self.reloads = Counter("logwarden_model_reloads", "Model reload attempts", ["result"], registry=r)
+        self.http_requests = Counter("logwarden_http_requests", "HTTP gateway requests, by route and status",
+                                     ["route", "method", "status"], registry=r)
+        self.http_latency = Histogram("logwarden_http_request_seconds", "HTTP gateway request latency", ["route"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
 
     def set_model(self, version: str, previous: str | None = None) -> None:
         if previous is not None and previous != version:

@@ -6,6 +6,10 @@ stops accepting calls and waits up to ``shutdown_grace_s`` for accepted ones, th
 finishes what is queued. Companions (the HTTP/JSON gateway) are objects with ``async start(server)``
 and ``async stop()`` appended to ``server.companions`` before ``start``; they reach the scorer as
 ``server.service`` and the metrics as ``server.metrics.render()``.
+
+Labels: with ``label_db`` set (and no ``labels`` sink passed in) the server opens that SQLite label
+store, recalibrates K per source from the labels on the served version at start and after each
+reload, and closes the store after the drain. Without it SubmitLabels answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from grpc_reflection.v1alpha import reflection
 
 from logwarden.core.records import LogWardenError
 from logwarden.grpc_server.auth import HEALTH_PREFIX, BearerTokenInterceptor
+from logwarden.grpc_server.http_gateway import HttpGateway
+from logwarden.grpc_server.label_sink import StoreLabelSink, open_label_sink
 from logwarden.grpc_server.metrics import ServerMetrics
 from logwarden.grpc_server.model_holder import ModelHolder
 from logwarden.grpc_server.scheduler import Scheduler
@@ -53,7 +59,8 @@ class LogWardenServer:
         self.windows = windows or open_window_store(settings)
         self.labels = labels
         self.k_lookup = k_lookup
-        self.companions: list = []
+        self.label_sink: StoreLabelSink | None = None  # the label_db store, when this server opened one
+        self.companions: list = [HttpGateway()] if settings.http_port is not None else []
         self.service: ScoringService | None = None
         self.scheduler: Scheduler | None = None
         self.port: int | None = None
@@ -67,13 +74,19 @@ class LogWardenServer:
         s = self.settings
         model = await asyncio.to_thread(self.holder.load, s.model_version)
         self.metrics.set_model(model.version)
+        if self.labels is None and s.label_db is not None:
+            self.label_sink = await open_label_sink(s.label_db, self.holder)
+            self.labels = self.label_sink
+            self.k_lookup = self.k_lookup or self.label_sink.k_for_source
+            log.info("label store", path=str(s.label_db), labels=self.label_sink.store.count())
         self.scheduler = Scheduler(max_wait_s=s.batch_wait_ms / 1000, max_batch_events=s.batch_max_events,
                                    max_queue_events=s.queue_max_events, metrics=self.metrics)
         self.scheduler.start()
         limits = Limits(s.max_events_per_request, s.max_message_bytes, s.max_field_bytes, s.max_attributes)
         self.service = ScoringService(holder=self.holder, scheduler=self.scheduler, windows=self.windows,
                                       limits=limits, window_size=s.window_size, metrics=self.metrics,
-                                      k_lookup=self.k_lookup, labels=self.labels)
+                                      k_lookup=self.k_lookup, labels=self.labels,
+                                      on_model_change=self.label_sink.model_changed if self.label_sink else None)
         tokens = [t.get_secret_value() for t in s.auth_tokens]
         interceptors = [BearerTokenInterceptor(tokens, () if s.auth_health else (HEALTH_PREFIX,))] if tokens else []
         options = [("grpc.max_receive_message_length", s.max_request_bytes), ("grpc.so_reuseport", 0)]
@@ -93,8 +106,12 @@ class LogWardenServer:
         await self._server.start()
         if s.metrics_port is not None:
             self.metrics.serve_standalone(s.metrics_port, s.host)
-        for companion in self.companions:
-            await companion.start(self)
+        try:
+            for companion in self.companions:
+                await companion.start(self)
+        except Exception:  # e.g. the HTTP port is taken: stop what started, then fail
+            await self.stop(0)
+            raise
         log.info("serving", host=s.host, port=self.port, model_version=model.version, tls=bool(s.tls_cert),
                  mtls=bool(s.tls_client_ca), auth=bool(tokens), backend=s.model_backend)
         return self.port
@@ -108,15 +125,21 @@ class LogWardenServer:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         log.info("draining", grace_s=grace)
         await self._health.enter_graceful_shutdown()
-        for companion in reversed(self.companions):
-            await companion.stop()
+        stops = [companion.stop() for companion in reversed(self.companions)]  # they drain beside gRPC
         if self._server is not None:
-            await self._server.stop(grace)
+            stops.append(self._server.stop(grace))
+        await asyncio.gather(*stops)
         if self.scheduler is not None:
             await self.scheduler.close()
         await self.windows.close()
+        if self.label_sink is not None:
+            await self.label_sink.close()
         log.info("stopped")
         self._stopped.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     async def reload(self, version: str | None = None) -> None:
         """SIGHUP: reload the newest version; failures are logged and the old version keeps serving."""

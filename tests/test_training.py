@@ -25,7 +25,9 @@ def fit(seed: int):
 
 def test_same_seed_same_model_and_calibration():
     a, b = fit(7), fit(7)
-    for (name, pa), (_, pb) in zip(a.detector.model.named_parameters(), b.detector.model.named_parameters(), strict=True):
+    for (name, pa), (_, pb) in zip(
+        a.detector.model.named_parameters(), b.detector.model.named_parameters(), strict=True
+    ):
         assert torch.equal(pa, pb), name
     assert a.detector.calibration == b.detector.calibration
     assert a.fingerprint == b.fingerprint

@@ -1,0 +1,310 @@
+"""What both clients share: events in, results out, batching, the retry schedule. Standard library only
+(the HTTP client runs inside Splunk's own Python), and nothing newer than Python 3.9 at run time."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Union
+
+SCORED, INVALID, UNSCORED = "scored", "invalid", "unscored"
+MODES = ("stream", "sequence")
+
+
+@dataclass
+class Event:
+    """One raw log line. ``message`` is text; ``raw`` bytes in any encoding (one of the two)."""
+
+    id: str = ""
+    message: str | None = None
+    raw: bytes | None = None
+    source: str = ""
+    session_key: str = ""
+    timestamp: float | None = None  # epoch seconds
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+EventLike = Union[Event, str, Mapping[str, Any]]  # noqa: UP007 - evaluated at run time on Python 3.9 too
+EVENT_FIELDS = ("id", "message", "raw", "source", "session_key", "timestamp", "attributes")
+
+
+def as_event(value: EventLike) -> Event:
+    """An ``Event`` from an Event, a raw line, or a mapping with Event's field names. Loose types are
+    normalised so that one odd event never fails a batch: ids and keys become text, a bytes message
+    becomes ``raw``, attribute values text, and a timestamp that is neither epoch seconds nor ISO 8601
+    text is dropped (it is informational)."""
+    if isinstance(value, str):
+        return Event(message=value)
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(EVENT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown event fields: {sorted(unknown)}")
+        value = Event(**{k: v for k, v in value.items() if v is not None})
+    elif not isinstance(value, Event):
+        raise TypeError(f"an event is an Event, a str or a mapping, not {type(value).__name__}")
+    message, raw = value.message, value.raw
+    if isinstance(message, (bytes, bytearray)):
+        message, raw = None, bytes(message)
+    elif message is not None and not isinstance(message, str):
+        message = str(message)
+    return Event(id=_text(value.id), message=message, raw=raw, source=_text(value.source),
+                 session_key=_text(value.session_key), timestamp=_epoch(value.timestamp),
+                 attributes={str(k): _text(v) for k, v in (value.attributes or {}).items()})
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()  # noqa: UP017
+    if isinstance(value, str):
+        try:
+            return _epoch(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class Expected:
+    template_id: str
+    template: str
+    probability: float
+
+
+@dataclass
+class ScoredEvent:
+    """The result for one input event, at its input position, with the caller's id.
+
+    ``status``: ``scored`` (score, verdict and explanation are set), ``invalid`` (the server refused
+    this event: ``error`` and ``error_field`` say why; retrying will not help) or ``unscored`` (the
+    scorer could not be asked in time: ``reason`` says why; pass the event on and move along).
+    """
+
+    id: str
+    status: str
+    score: float | None = None
+    anomalous: bool | None = None
+    template_id: str = ""
+    template: str = ""
+    new_template: bool = False
+    rank: int = 0
+    reason: str = ""
+    expected: list[Expected] = field(default_factory=list)
+    model_version: str = ""
+    source: str = ""
+    session_key: str = ""
+    error: str = ""
+    error_field: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def scored(self) -> bool:
+        return self.status == SCORED
+
+    @property
+    def verdict(self) -> str:
+        """``anomalous``, ``normal``, or ``""`` when there is no verdict."""
+        return "" if self.anomalous is None else ("anomalous" if self.anomalous else "normal")
+
+    def fields(self) -> dict[str, Any]:
+        """Flat fields for the host's event (``logwarden.status``, ``logwarden.score``, ...)."""
+        out: dict[str, Any] = {"status": self.status, "reason": self.reason}
+        if self.scored:
+            out.update(score=self.score, verdict=self.verdict, anomalous=self.anomalous, template=self.template,
+                       template_id=self.template_id, new_template=self.new_template, rank=self.rank,
+                       model_version=self.model_version, session_key=self.session_key,
+                       expected=[e.template for e in self.expected])
+        elif self.status == INVALID:
+            out.update(error=self.error, error_field=self.error_field)
+        return out
+
+
+@dataclass
+class SessionVerdict:
+    """Sequence mode: the verdict for one whole session."""
+
+    source: str
+    session_key: str
+    score: float
+    anomalous: bool
+    reason: str
+    events: int
+    anomalous_events: int
+    model_version: str
+
+
+def unscored(event: Event, reason: str) -> ScoredEvent:
+    return ScoredEvent(id=event.id, status=UNSCORED, reason=reason, source=event.source,
+                       session_key=event.session_key)
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+
+
+def plan_batches(events: Sequence[Event], sizes: Sequence[int], mode: str, max_events: int,
+                 max_bytes: int) -> list[list[int]]:
+    """Input positions grouped into requests of at most ``max_events`` events and ``max_bytes`` bytes.
+
+    Stream mode keeps input order (a session's events stay in order across requests). Sequence mode
+    keeps every session the caller keyed (``source``, ``session_key``) whole in one request — alone,
+    and over the limits, when it is bigger than they are; events without a session key may be split.
+    """
+    units: list[list[int]] = []
+    if mode == "sequence":
+        keyed: dict[tuple[str, str], list[int]] = {}
+        for i, e in enumerate(events):
+            if e.session_key:
+                group = keyed.get((e.source, e.session_key))
+                if group is None:
+                    group = keyed[(e.source, e.session_key)] = []
+                    units.append(group)
+                group.append(i)
+            else:
+                units.append([i])
+    else:
+        units = [[i] for i in range(len(events))]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for unit in units:
+        unit_bytes = sum(sizes[i] for i in unit)
+        if current and (len(current) + len(unit) > max_events or current_bytes + unit_bytes > max_bytes):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current += unit
+        current_bytes += unit_bytes
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with full jitter: try ``i`` waits up to min(max, initial × multiplier^i);
+    a server's Retry-After (or gRPC retry pushback) raises the wait to at least what it asks."""
+
+    max_attempts: int = 4
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    multiplier: float = 2.0
+
+    def backoff(self, failures: int, retry_after: float | None = None) -> float:
+        ceiling = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** max(0, failures - 1))
+        delay = random.uniform(0, ceiling)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+
+class Attempts:
+    """The retry loop's bookkeeping for one request: per-try timeouts within the call's deadline.
+
+        attempts = Attempts(policy, deadline, timeout_s)
+        while (timeout := attempts.next_timeout()) is not None:
+            try: return send(timeout)
+            except Retryable as exc: sleep(attempts.failed(reason, retryable=True) or 0)
+        # attempts.reason says why the events go back unscored
+    """
+
+    def __init__(self, policy: RetryPolicy, deadline: float, timeout_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy, self.deadline, self.timeout_s, self.clock = policy, deadline, timeout_s, clock
+        self.failures = 0
+        self.reason = ""
+        self._done = False
+
+    def next_timeout(self) -> float | None:
+        if self._done:
+            return None
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            self.reason = self.reason or "deadline exceeded: the call's time budget ran out"
+            return None
+        return min(self.timeout_s, remaining)
+
+    def failed(self, reason: str, retryable: bool, retry_after: float | None = None) -> float | None:
+        """Record a failure; the seconds to wait before the next try, or None to give up."""
+        self.failures += 1
+        self.reason = reason
+        if not retryable or self.failures >= self.policy.max_attempts:
+            self._done = True
+            return None
+        delay = self.policy.backoff(self.failures, retry_after)
+        if self.clock() + delay >= self.deadline:  # no time left for another try after the wait
+            self._done = True
+            return None
+        return delay
+
+
+
+class CallFailed(Exception):
+    """One try failed: ``reason`` is what unscored events carry; ``retryable`` when trying again may work."""
+
+    def __init__(self, reason: str, retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.retryable, self.retry_after = reason, retryable, retry_after
+
+
+class ScorerUnavailable(Exception):
+    """Labels and model info could not be sent or fetched within the retry budget (scoring never raises it)."""
+
+
+def call_with_retries(send: Callable[[float], Any], policy: RetryPolicy, deadline: float, timeout_s: float,
+                      sleep: Callable[[float], None] = time.sleep) -> Any:
+    """``send(timeout)`` until it succeeds; ``CallFailed`` with the last reason when retries or time run out."""
+    attempts = Attempts(policy, deadline, timeout_s)
+    while True:
+        timeout = attempts.next_timeout()
+        if timeout is None:
+            raise CallFailed(attempts.reason)
+        try:
+            return send(timeout)
+        except CallFailed as exc:
+            delay = attempts.failed(exc.reason, exc.retryable, exc.retry_after)
+            if delay is None:
+                raise CallFailed(attempts.reason) from None
+            sleep(delay)
+
+
+class Plan:
+    """One ``score`` call: its batches, and the results gathered at their input positions."""
+
+    def __init__(self, events: Sequence[Event], mode: str, sizes: Sequence[int], max_events: int,
+                 max_bytes: int) -> None:
+        self.events = events
+        self.batches = plan_batches(events, sizes, mode, max_events, max_bytes)
+        self.results: list[ScoredEvent | None] = [None] * len(events)
+        self.sessions: list[SessionVerdict] = []
+
+    def fill(self, batch: Sequence[int], results: Sequence[ScoredEvent], sessions: Sequence[SessionVerdict]) -> None:
+        if len(results) != len(batch):
+            raise CallFailed(f"bad response: {len(results)} results for {len(batch)} events")
+        for i, result in zip(batch, results):  # noqa: B905 - lengths checked; no strict= on 3.9
+            result.id = self.events[i].id  # the caller's id, whatever came back
+            self.results[i] = result
+        self.sessions.extend(sessions)
+
+    def fail(self, batch: Sequence[int], reason: str) -> None:
+        for i in batch:
+            self.results[i] = unscored(self.events[i], reason)
+
+    def done(self, log) -> list[ScoredEvent]:
+        out = [r if r is not None else unscored(self.events[i], "not sent") for i, r in enumerate(self.results)]
+        reasons: dict[str, int] = {}
+        for r in out:
+            if r.status == UNSCORED:
+                reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        for reason, count in reasons.items():
+            log.warning("logwarden: %d events passed through unscored: %s", count, reason)
+        return out

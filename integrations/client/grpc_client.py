@@ -1,0 +1,291 @@
+"""The gRPC client: ``LogWardenClient`` (blocking, for adapters' worker threads) and
+``AsyncLogWardenClient`` (``grpc.aio``, for asyncio receivers). Same options, same results."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from logwarden.integrations.client.common import (
+    INVALID,
+    SCORED,
+    UNSCORED,
+    Attempts,
+    CallFailed,
+    Event,
+    EventLike,
+    Expected,
+    Plan,
+    RetryPolicy,
+    ScoredEvent,
+    ScorerUnavailable,
+    SessionVerdict,
+    as_event,
+    call_with_retries,
+    check_mode,
+)
+from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
+from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
+from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
+
+log = logging.getLogger("logwarden.client")
+
+MODES = {"stream": pb.SCORING_MODE_STREAM, "sequence": pb.SCORING_MODE_SEQUENCE}
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE: "scorer unavailable", grpc.StatusCode.RESOURCE_EXHAUSTED: "scorer overloaded"}
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+LABEL_ENUMS = {"target": "LABEL_TARGET_", "value": "LABEL_VALUE_", "predicted": "LABEL_VALUE_"}
+
+
+class _Base:
+    """Options, conversions and error mapping shared by the blocking and the asyncio client."""
+
+    def __init__(self, target: str, *, token: str | None = None, tls: bool = False, ca_file: str | Path | None = None,
+                 cert_file: str | Path | None = None, key_file: str | Path | None = None,
+                 server_name: str | None = None, timeout_s: float = 5.0, budget_s: float = 30.0,
+                 retry: RetryPolicy | None = None, max_batch_events: int = 500, max_batch_bytes: int = 1 << 20,
+                 load_balancing: str | None = None) -> None:
+        if max_batch_events < 1 or max_batch_bytes < 1 or timeout_s <= 0 or budget_s <= 0:
+            raise ValueError("max_batch_events, max_batch_bytes, timeout_s and budget_s must be positive")
+        self.target = target
+        self.timeout_s, self.budget_s = timeout_s, budget_s
+        self.retry = retry or RetryPolicy()
+        self.max_batch_events, self.max_batch_bytes = max_batch_events, max_batch_bytes
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()  # never logged
+        self._options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+        if load_balancing:  # e.g. "round_robin" over every address of a dns:/// target
+            self._options.append(("grpc.lb_policy_name", load_balancing))
+        if server_name:
+            self._options.append(("grpc.ssl_target_name_override", server_name))
+        self._credentials = None
+        if tls or ca_file or cert_file:
+            if (cert_file is None) != (key_file is None):
+                raise ValueError("cert_file and key_file (mTLS) go together")
+            self._credentials = grpc.ssl_channel_credentials(
+                root_certificates=Path(ca_file).read_bytes() if ca_file else None,
+                private_key=Path(key_file).read_bytes() if key_file else None,
+                certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r}, tls={self._credentials is not None})"
+
+    def _plan(self, events: Iterable[EventLike], mode: str) -> tuple[Plan, list[pb.Event]]:
+        check_mode(mode)
+        evs = [as_event(e) for e in events]
+        messages = [_event_pb(e) for e in evs]
+        plan = Plan(evs, mode, [m.ByteSize() + 8 for m in messages], self.max_batch_events, self.max_batch_bytes)
+        return plan, messages
+
+    @staticmethod
+    def _request(messages: list[pb.Event], batch: list[int], mode: str) -> pb.ScoreRequest:
+        return pb.ScoreRequest(events=[messages[i] for i in batch], mode=MODES[mode], request_id=uuid.uuid4().hex)
+
+    @staticmethod
+    def _results(response: pb.ScoreResponse) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+        return [_result(r) for r in response.results], [_session(s) for s in response.sessions]
+
+
+class LogWardenClient(_Base):
+    """Blocking client. ``score`` never raises for server or network trouble (see the package docs)."""
+
+    def __init__(self, target: str, **options: Any) -> None:
+        super().__init__(target, **options)
+        if self._credentials is not None:
+            self.channel = grpc.secure_channel(target, self._credentials, options=self._options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=self._options)
+        self._scoring = pbg.ScoringServiceStub(self.channel)
+        self._labels = labels_pb2_grpc.LabelServiceStub(self.channel)
+        self._model = model_pb2_grpc.ModelServiceStub(self.channel)
+
+    def score(self, events: Iterable[EventLike], mode: str = "stream", *,
+              budget_s: float | None = None) -> list[ScoredEvent]:
+        """One result per event, in input order, with the caller's ids; unscored ones say why."""
+        return self._score(events, mode, budget_s)[0]
+
+    def score_sessions(self, events: Iterable[EventLike], *,
+                       budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+        """Sequence mode: the events' results and one verdict per scored session."""
+        return self._score(events, "sequence", budget_s)
+
+    def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+        plan, messages = self._plan(events, mode)
+        deadline = time.monotonic() + (budget_s or self.budget_s)
+        for batch in plan.batches:
+            request = self._request(messages, batch, mode)
+            try:
+                plan.fill(batch, *call_with_retries(lambda t, r=request: self._results(self._call(
+                    self._scoring.Score, r, t)), self.retry, deadline, self.timeout_s))
+            except CallFailed as exc:
+                plan.fail(batch, exc.reason)
+        return plan.done(log), plan.sessions
+
+    def submit_labels(self, labels: Iterable[Mapping[str, Any]], *, budget_s: float | None = None) -> list[dict]:
+        """Store analysts' labels (dicts with the Label fields); ``ScorerUnavailable`` when that fails."""
+        request = labels_pb2.SubmitLabelsRequest(labels=[_label_pb(x) for x in labels])
+        response = self._must(self._labels.SubmitLabels, request, budget_s)
+        return [json_format.MessageToDict(r, preserving_proto_field_name=True,
+                                          always_print_fields_with_no_presence=True) for r in response.results]
+
+    def model_info(self, *, budget_s: float | None = None) -> dict:
+        info = self._must(self._model.GetModelInfo, model_pb2.GetModelInfoRequest(), budget_s)
+        return json_format.MessageToDict(info, preserving_proto_field_name=True)
+
+    def _must(self, method, request, budget_s):
+        deadline = time.monotonic() + (budget_s or self.budget_s)
+        try:
+            return call_with_retries(lambda t: self._call(method, request, t), self.retry, deadline, self.timeout_s)
+        except CallFailed as exc:
+            raise ScorerUnavailable(exc.reason) from None
+
+    def _call(self, method, request, timeout: float):
+        try:
+            return method(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _failure(exc, timeout) from None
+        except Exception as exc:  # fail open on anything else too, but leave a trace
+            log.warning("logwarden: client error", exc_info=True)
+            raise CallFailed(f"client error: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> LogWardenClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncLogWardenClient(_Base):
+    """``grpc.aio`` client: create it inside the running event loop (``async with``)."""
+
+    def __init__(self, target: str, **options: Any) -> None:
+        super().__init__(target, **options)
+        if self._credentials is not None:
+            self.channel = grpc.aio.secure_channel(target, self._credentials, options=self._options)
+        else:
+            self.channel = grpc.aio.insecure_channel(target, options=self._options)
+        self._scoring = pbg.ScoringServiceStub(self.channel)
+
+    async def score(self, events: Iterable[EventLike], mode: str = "stream", *,
+                    budget_s: float | None = None) -> list[ScoredEvent]:
+        return (await self._score(events, mode, budget_s))[0]
+
+    async def score_sessions(self, events: Iterable[EventLike], *,
+                             budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+        return await self._score(events, "sequence", budget_s)
+
+    async def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+        plan, messages = self._plan(events, mode)
+        deadline = time.monotonic() + (budget_s or self.budget_s)
+        for batch in plan.batches:
+            request = self._request(messages, batch, mode)
+            attempts = Attempts(self.retry, deadline, self.timeout_s)
+            while (timeout := attempts.next_timeout()) is not None:
+                try:
+                    plan.fill(batch, *self._results(await self._call(request, timeout)))
+                    break
+                except CallFailed as exc:
+                    delay = attempts.failed(exc.reason, exc.retryable, exc.retry_after)
+                    if delay is not None:
+                        await asyncio.sleep(delay)
+            else:
+                plan.fail(batch, attempts.reason)
+        return plan.done(log), plan.sessions
+
+    async def _call(self, request: pb.ScoreRequest, timeout: float) -> pb.ScoreResponse:
+        try:
+            return await self._scoring.Score(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _failure(exc, timeout) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("logwarden: client error", exc_info=True)
+            raise CallFailed(f"client error: {type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncLogWardenClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# -- conversions -----------------------------------------------------------------------------------
+
+def _failure(exc: grpc.RpcError, timeout: float) -> CallFailed:
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return CallFailed(f"deadline exceeded: no answer within {timeout:.3g} s")
+    if code in RETRYABLE:
+        return CallFailed(f"{RETRYABLE[code]}: {details}", retryable=True, retry_after=_pushback(exc))
+    return CallFailed(f"scorer refused the call: {code.name}: {details}")
+
+
+def _pushback(exc: grpc.RpcError) -> float | None:
+    """gRPC's retry pushback (``grpc-retry-pushback-ms`` trailer), when the server sends one."""
+    try:
+        for key, value in exc.trailing_metadata() or ():
+            if key == "grpc-retry-pushback-ms":
+                return max(0.0, int(value) / 1000)
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _event_pb(e: Event) -> pb.Event:
+    out = pb.Event(id=e.id, source=e.source, session_key=e.session_key, attributes=e.attributes)
+    if e.raw is not None:
+        out.raw = e.raw
+    else:
+        out.message = e.message or ""
+    if e.timestamp is not None:
+        out.timestamp.FromNanoseconds(int(e.timestamp * 1e9))
+    return out
+
+
+def _result(r: pb.EventResult) -> ScoredEvent:
+    status = {pb.EVENT_STATUS_SCORED: SCORED, pb.EVENT_STATUS_INVALID: INVALID}.get(r.status, UNSCORED)
+    out = ScoredEvent(id=r.id, status=status, template_id=r.template_id, template=r.template,
+                      new_template=r.new_template, rank=r.rank, reason=r.reason, model_version=r.model_version,
+                      source=r.source, session_key=r.session_key, error=r.error, error_field=r.error_field,
+                      warnings=list(r.warnings),
+                      expected=[Expected(e.template_id, e.template, e.probability) for e in r.expected])
+    if status == SCORED:
+        out.score, out.anomalous = r.score, r.verdict == pb.VERDICT_ANOMALOUS
+    elif status == UNSCORED:
+        out.reason = "bad response: an event result without a status"
+    return out
+
+
+def _session(s: pb.SessionResult) -> SessionVerdict:
+    return SessionVerdict(s.source, s.session_key, s.score, s.verdict == pb.VERDICT_ANOMALOUS, s.reason, s.events,
+                          s.anomalous_events, s.model_version)
+
+
+def _label_pb(label: Mapping[str, Any]) -> labels_pb2.Label:
+    """A Label from a dict: enums as words ("event", "anomaly") or proto names, ``time`` as epoch seconds."""
+    data = dict(label)
+    for name, prefix in LABEL_ENUMS.items():
+        value = data.get(name)
+        if isinstance(value, str) and value and not value.startswith(prefix):
+            data[name] = prefix + value.upper()
+    when = data.pop("time", None)
+    out = json_format.ParseDict(data, labels_pb2.Label())
+    if when is not None:
+        out.time.FromNanoseconds(int(float(when) * 1e9))
+    return out
+
