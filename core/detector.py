@@ -7,6 +7,7 @@ the model expected instead. A session is anomalous when any of its events is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -177,10 +178,8 @@ class Detector:
         if text is None:
             text = key
             if self._parser is not None and key.isdigit():
-                try:
+                with contextlib.suppress(KeyError):
                     text = self._parser.template(int(key))
-                except KeyError:
-                    pass
             self._templates[key] = text
         return text
 
