@@ -214,7 +214,8 @@ def main() -> int:
             requests = batches(lines, args.batch)
             target = f"127.0.0.1:{grpc_port}"
             sustained = asyncio.run(grpc_load(target, requests, args.seconds, args.streams, None, args.batch))
-            paced = asyncio.run(grpc_load(target, requests, args.seconds, 2, args.offered, args.batch // 2 or 1))
+            half = max(1, args.batch // 2)
+            paced = asyncio.run(grpc_load(target, batches(lines, half), args.seconds, 2, args.offered, half))
             http = http_single(http_port, lines, args.seconds / 2, threads=4)
         finally:
             proc.terminate()
