@@ -26,9 +26,9 @@ class Vocab:
         Keys found in fewer than ``min_sessions`` sessions are left out: too rare to model, they are
         treated like templates never seen in training.
         """
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = {}  # first-seen order: no set iteration, so no hash-seed dependence
         for seq in sequences:
-            for key in set(seq):
+            for key in dict.fromkeys(seq):
                 counts[key] = counts.get(key, 0) + 1
         return cls([k for k, n in counts.items() if n >= min_sessions])
 

@@ -9,7 +9,7 @@ import pytest
 from logwarden.core.cli import main
 from logwarden.core.synthetic import generate
 
-TRAIN_ARGS = ["--format", "hdfs", "--epochs", "12", "--patience", "3", "--quiet", "--seed", "3"]
+TRAIN_ARGS = ["--format", "hdfs", "--epochs", "30", "--patience", "6", "--quiet", "--seed", "3"]
 
 
 @pytest.fixture(scope="session")
