@@ -27,7 +27,6 @@ class SequenceScores:
     ranks: np.ndarray  # int: 1 = the model's most likely next key; new templates get vocab size
     logp: np.ndarray  # float: log p(observed | previous)
     margin: np.ndarray  # float: log p(K-th likeliest) - log p(observed); > 0 means outside the top K
-    log_pvalue: np.ndarray  # float: log of the probability mass of keys at most as likely as the observed one
     expected: np.ndarray  # int [n, E]: the E likeliest tokens
     expected_logp: np.ndarray  # float [n, E]
 
@@ -118,12 +117,9 @@ def _position_stats(logits: np.ndarray, targets: np.ndarray, ks: np.ndarray, n_e
     rows = np.arange(len(ks))
     kth = logp[rows, order[rows, np.clip(ks, 1, vocab) - 1]]
     margin = np.where(new, np.inf, kth - observed)
-    with np.errstate(divide="ignore"):
-        log_pvalue = np.log(np.where(logp <= observed[:, None], np.exp(logp), 0.0).sum(axis=1))
-    log_pvalue = np.where(new, -np.inf, log_pvalue)
     expected = order[:, :n_expected]
     expected_logp = np.take_along_axis(logp, expected, axis=1)
-    return ranks, observed, margin, log_pvalue, expected, expected_logp
+    return ranks, observed, margin, expected, expected_logp
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:
@@ -137,7 +133,6 @@ def _merge(parts: list[tuple[np.ndarray, ...]], n_expected: int) -> SequenceScor
         return SequenceScores(
             empty.astype(np.int64),
             empty.astype(np.int64),
-            empty,
             empty,
             empty,
             np.zeros((0, n_expected), np.int64),
