@@ -31,3 +31,11 @@ def model_root(corpus_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("models") / "hdfs-demo"
     assert main(["train", str(corpus_dir / "train.log"), "--out", str(root), *TRAIN_ARGS]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Path:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate (see support.make_pki)."""
+    from support import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))

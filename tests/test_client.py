@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import grpc
 import pytest
+from support import MemoryLabels, sessions_by_block
 
 from logwarden.core.synthetic import generate
 from logwarden.grpc_server.settings import load_settings
@@ -35,17 +33,7 @@ from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
 TOKEN = "client-test-t0ken"
-BLOCK = re.compile(r"blk_-?\d+")
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
-
-
-class MemoryLabels:
-    def __init__(self) -> None:
-        self.stored = []
-
-    async def submit(self, labels):
-        self.stored.extend(labels)
-        return [f"L{len(self.stored) - len(labels) + i}" for i in range(len(labels))]
 
 
 class Hold:
@@ -89,10 +77,7 @@ def _http_url(bg: BackgroundServer) -> str:
 
 @pytest.fixture(scope="module")
 def sessions() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in generate(n_sessions=12, anomaly_rate=0.3, seed=31).lines:
-        out.setdefault(BLOCK.search(line).group(0), []).append(line)
-    return out
+    return sessions_by_block(12, seed=31)
 
 
 @pytest.fixture(scope="module")
@@ -334,22 +319,12 @@ def test_fail_open_on_deadline_when_the_server_hangs(model_root, sessions):
 
 # -- TLS ----------------------------------------------------------------------------------------------
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def test_tls(model_root, tmp_path, sessions):
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ca", cwd=tmp_path)
-    (tmp_path / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server", cwd=tmp_path)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-             "server.pem", "-days", "2", "-extfile", "server.ext", cwd=tmp_path)
-    settings = load_settings(None, model_path=model_root, grpc_port=0, http_port=0, tls_cert=tmp_path / "server.pem",
-                             tls_key=tmp_path / "server.key", auth_tokens=[TOKEN])
+def test_tls(model_root, pki, sessions):
+    settings = load_settings(None, model_path=model_root, grpc_port=0, http_port=0, tls_cert=pki / "server.pem",
+                             tls_key=pki / "server.key", auth_tokens=[TOKEN])
     events = sessions[next(iter(sessions))][:3]
     with BackgroundServer(settings) as bg:
-        ca = tmp_path / "ca.pem"
+        ca = pki / "ca.pem"
         https = _http_url(bg).replace("http:", "https:")
         with LogWardenClient(bg.target, token=TOKEN, ca_file=ca) as client:
             assert all(r.status == "scored" for r in client.score(events))

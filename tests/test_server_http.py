@@ -11,27 +11,15 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from support import MemoryLabels, engine_verdicts, sessions_by_block
 
-from logwarden.core.detector import Detector
-from logwarden.core.formats import get_format
-from logwarden.core.synthetic import generate
 from logwarden.grpc_server.http_gateway import HttpGateway
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
 from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
-BLOCK = re.compile(r"blk_-?\d+")
 MAX_BODY = 256 * 1024
-
-
-class MemoryLabels:
-    def __init__(self) -> None:
-        self.stored = []
-
-    async def submit(self, labels):
-        self.stored.extend(labels)
-        return [f"L{len(self.stored) - len(labels) + i}" for i in range(len(labels))]
 
 
 # -- a tiny HTTP client and a JSON Schema checker for the subset openapi.py uses ----------------------
@@ -103,18 +91,13 @@ def check_schema(value, schema: dict, doc: dict, where: str = "$") -> None:
 
 @pytest.fixture(scope="module")
 def sessions() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in generate(n_sessions=24, anomaly_rate=0.3, seed=11).lines:
-        out.setdefault(BLOCK.search(line).group(0), []).append(line)
-    return out
+    return sessions_by_block(24, seed=11)
 
 
 @pytest.fixture(scope="module")
 def engine(model_root, sessions):
-    detector = Detector.load(model_root)
-    fmt = get_format(detector.line_format)
-    keys = [[detector.parse(fmt.parse(line)).key for line in lines] for lines in sessions.values()]
-    return dict(zip(sessions, detector.score_keys(keys), strict=True))
+    """The engine's own verdicts for each whole session: {block: SessionVerdict}."""
+    return engine_verdicts(model_root, sessions)
 
 
 @pytest.fixture(scope="module")

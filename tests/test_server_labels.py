@@ -4,33 +4,28 @@ recalibration of K at once (and only for that source), per-label refusals, thres
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
 import grpc
 import pytest
+from support import sessions_by_block
 
 from logwarden.core.detector import Detector
 from logwarden.core.formats import get_format
 from logwarden.core.labels import KBounds, Policy, SqliteLabelStore
 from logwarden.core.labels.recalibration import TEMPLATE_REASONS
-from logwarden.core.synthetic import generate
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
 from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
 from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
-BLOCK = re.compile(r"blk_-?\d+")
 FP_PER_STEP = Policy().fp_per_step  # the server runs the default policy
 
 
 def _sessions(seed: int) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in generate(n_sessions=60, anomaly_rate=0.3, seed=seed).lines:
-        out.setdefault(BLOCK.search(line).group(0), []).append(line)
-    return out
+    return sessions_by_block(60, seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import urllib.error
 import urllib.request
 
 import grpc
 import pytest
 from redis_server import RedisServer
+from support import sessions_by_block
 
 from logwarden.core.records import LogWardenError
-from logwarden.core.synthetic import generate
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
 from logwarden.grpc_server.windows import window_key
@@ -21,7 +20,6 @@ from logwarden.grpc_server.windows.redis import PREFIX, RedisWindowStore
 from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
-BLOCK = re.compile(r"blk_-?\d+")
 TTL_S = 600
 
 
@@ -34,9 +32,7 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def halves() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(first halves, second halves) of a few sessions as (id, line), interleaved across sessions."""
-    sessions: dict[str, list[str]] = {}
-    for line in generate(n_sessions=10, anomaly_rate=0.3, seed=21).lines:
-        sessions.setdefault(BLOCK.search(line).group(0), []).append(line)
+    sessions = sessions_by_block(10, seed=21)
     first, second = [], []
     for block, lines in sessions.items():
         cut = len(lines) // 2

@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from support import MemoryLabels, engine_verdicts, sessions_by_block
 
-from logwarden.core.detector import Detector
-from logwarden.core.formats import get_format
-from logwarden.core.synthetic import generate
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
 from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
 from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
-BLOCK = re.compile(r"blk_-?\d+")
-
-
-class MemoryLabels:
-    def __init__(self) -> None:
-        self.stored = []
-
-    async def submit(self, labels):
-        self.stored.extend(labels)
-        return [f"L{len(self.stored) - len(labels) + i}" for i in range(len(labels))]
-
 
 @pytest.fixture(scope="module")
 def sessions() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for line in generate(n_sessions=30, anomaly_rate=0.3, seed=11).lines:
-        out.setdefault(BLOCK.search(line).group(0), []).append(line)
-    return out
+    return sessions_by_block(30, seed=11)
 
 
 @pytest.fixture(scope="module")
 def engine(model_root, sessions):
     """The engine's own verdicts for each whole session: {block: SessionVerdict}."""
-    detector = Detector.load(model_root)
-    fmt = get_format(detector.line_format)
-    keys = [[detector.parse(fmt.parse(line)).key for line in lines] for lines in sessions.values()]
-    return dict(zip(sessions, detector.score_keys(keys), strict=True))
+    return engine_verdicts(model_root, sessions)
 
 
 @pytest.fixture(scope="module")
