@@ -54,18 +54,19 @@ def read_counts(path: Path) -> list[tuple[int, list[str]]]:
         return [(int(r["count"]), r["sequence"].split()) for r in csv.DictReader(handle)]
 
 
-def worst_ranks(detector, sessions) -> np.ndarray:
-    """Per session, the worst rank of any event or of its end: the session alerts iff this exceeds K."""
-    out = []
-    for i in range(0, len(sessions), 2048):
-        for v in detector.score_keys(sessions[i : i + 2048]):
-            out.append(max([e.rank for e in v.events] + ([v.end.rank] if v.end else [])))
-    return np.array(out)
+def score_all(detector, sessions) -> list:
+    return [v for i in range(0, len(sessions), 2048) for v in detector.score_keys(sessions[i : i + 2048])]
 
 
-def target_sweep(detector, val, test, y, w) -> list[dict]:
+def worst_rank(verdict) -> int:
+    """The worst rank of any event or of the session's end: the session alerts iff this exceeds K."""
+    return max([e.rank for e in verdict.events] + ([verdict.end.rank] if verdict.end else []))
+
+
+def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
     """K chosen on normal validation data for several target false-positive rates, and what it gives."""
-    val_worst, test_worst = worst_ranks(detector, val), worst_ranks(detector, test)
+    val_worst = np.array([worst_rank(v) for v in score_all(detector, val)])
+    test_worst = np.array([worst_rank(v) for v in test_verdicts])
     rows = []
     for target in SWEEP:
         k, val_fpr = choose_k(val_worst, target, len(detector.vocab))
@@ -92,11 +93,10 @@ def target_sweep(detector, val, test, y, w) -> list[dict]:
     return rows
 
 
-def evaluate(name: str, detector, test: list[list[str]], y: np.ndarray, w: np.ndarray, seconds: float, extra: dict):
+def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray, seconds: float, extra: dict):
+    detector = fit.detector
     start = time.perf_counter()
-    verdicts = []
-    for i in range(0, len(test), 2048):
-        verdicts += detector.score_keys(test[i : i + 2048])
+    verdicts = score_all(detector, test)
     score_seconds = time.perf_counter() - start
     pred = np.array([v.anomalous for v in verdicts], dtype=int)
     scores = np.array([v.score for v in verdicts])
@@ -128,6 +128,7 @@ def evaluate(name: str, detector, test: list[list[str]], y: np.ndarray, w: np.nd
         extra=extra,
     )
     print(f"  report: {report['html']}")
+    sweep = target_sweep(detector, fit.val_sessions, verdicts, y, w)
     return {
         "protocol": name,
         **{k: metrics.to_dict()[k] for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn")},
@@ -137,6 +138,7 @@ def evaluate(name: str, detector, test: list[list[str]], y: np.ndarray, w: np.nd
         "train_seconds": round(seconds, 1),
         "best_epoch": detector.config["metrics"]["best_epoch"],
         **extra,
+        "sweep": sweep,
     }
 
 
@@ -156,9 +158,9 @@ def headline(data: Path, args) -> dict:
     w = np.r_[left, [c for c, _ in abnormal]].astype(float)
     keep = w > 0
     test = [s for s, k in zip(test, keep, strict=True) if k]
-    result = evaluate(
+    return evaluate(
         "headline-collapsed",
-        fit.detector,
+        fit,
         test,
         y[keep],
         w[keep],
@@ -170,8 +172,6 @@ def headline(data: Path, args) -> dict:
             "test_abnormal": int(w[y == 1].sum()),
         },
     )
-    result["sweep"] = target_sweep(fit.detector, fit.val_sessions, test, y[keep], w[keep])
-    return result
 
 
 def deeplog(data: Path, args) -> dict:
@@ -196,9 +196,9 @@ def deeplog(data: Path, args) -> dict:
     test = [list(s) for c in counts for s in c]
     y = np.r_[np.zeros(len(counts[0]), int), np.ones(len(counts[1]), int)]
     w = np.array([n for c in counts for n in c.values()], dtype=float)
-    result = evaluate(
+    return evaluate(
         "deeplog-uncollapsed",
-        fit.detector,
+        fit,
         test,
         y,
         w,
@@ -210,8 +210,6 @@ def deeplog(data: Path, args) -> dict:
             "test_abnormal": len(abnormal),
         },
     )
-    result["sweep"] = target_sweep(fit.detector, fit.val_sessions, test, y, w)
-    return result
 
 
 def main() -> int:

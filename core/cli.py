@@ -1,4 +1,4 @@
-"""The ``logwarden`` command: train, score, evaluate, info (the server adds ``serve``)."""
+"""The ``logwarden`` command: generate, train, score, evaluate, info, labels, retrain, serve."""
 
 from __future__ import annotations
 
@@ -117,19 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--labels", type=Path, help="also write a session,label CSV here")
 
-    _register_server_commands(sub)
+    _register_component_commands(sub)
     return parser
 
 
-def _register_server_commands(sub) -> None:
+def _register_component_commands(sub) -> None:
+    """Commands that live with their component: labels/retrain (core.labels) and serve (grpc_server)."""
     from logwarden.core.labels_cli import register as register_labels
+    from logwarden.grpc_server.cli import register as register_serve
 
     register_labels(sub)
-    try:
-        from logwarden.grpc_server.cli import register  # the server package adds `serve`
-    except ImportError:
-        return
-    register(sub)
+    register_serve(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
