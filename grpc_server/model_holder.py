@@ -16,6 +16,7 @@ from logwarden.core import artifact
 from logwarden.core.detector import Detector
 from logwarden.core.formats import LineFormat, get_format
 from logwarden.core.records import LogWardenError
+from logwarden.grpc_server import heap
 from logwarden.grpc_server.errors import FailedPrecondition, NotFound
 from logwarden.grpc_server.schema import ModelInfoOut
 
@@ -76,6 +77,7 @@ class ModelHolder:
             except LogWardenError as exc:
                 raise FailedPrecondition(f"cannot load model version {version or target.name}: {exc}") from exc
             self._current = model  # the swap: one reference assignment on the event loop thread
+            heap.refreeze()
             return previous.version, model, True
 
     def _resolve(self, version: str | None) -> Path:

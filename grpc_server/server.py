@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from logwarden.core.records import LogWardenError
+from logwarden.grpc_server import heap
 from logwarden.grpc_server.auth import HEALTH_PREFIX, BearerTokenInterceptor
 from logwarden.grpc_server.http_gateway import HttpGateway
 from logwarden.grpc_server.label_sink import StoreLabelSink, open_label_sink
@@ -154,6 +155,7 @@ class LogWardenServer:
     async def serve(self) -> None:
         """Start, then run until SIGTERM/SIGINT (drain) — SIGHUP reloads the model."""
         await self.start()
+        heap.freeze()  # the loaded model's objects out of the collector's way (see heap.py)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         reloads: set[asyncio.Task] = set()
