@@ -95,7 +95,8 @@ class LineFormat:
     session_field: str | None = None  # key in ``LogRecord.fields`` that holds a session id, if any
     has_labels: bool = False
 
-    def parse(self, line: str, source: str = "", line_no: int = 0) -> LogRecord:
+    def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
+        """One line as a record; ``times=False`` leaves ``timestamp`` unset (for callers that never read it)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -107,7 +108,7 @@ class PlainFormat(LineFormat):
 
     spec = "plain"
 
-    def parse(self, line: str, source: str = "", line_no: int = 0) -> LogRecord:
+    def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
         return LogRecord(content=line.rstrip("\r\n"), source=source, line_no=line_no)
 
 
@@ -150,7 +151,7 @@ class RegexFormat(LineFormat):
         self.session_field = session_field
         self._fullmatch = self._regex.fullmatch
 
-    def parse(self, line: str, source: str = "", line_no: int = 0) -> LogRecord:
+    def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
         line = line.rstrip("\r\n")
         match = self._fullmatch(line)
         if match is None:
@@ -159,7 +160,7 @@ class RegexFormat(LineFormat):
         content = groups.pop("Content") or ""
         fields = {k: v for k, v in groups.items() if v is not None}
         record = LogRecord(content=content, source=source, line_no=line_no, fields=fields)
-        if self._read_time is not None and self.timestamp is not None:
+        if times and self._read_time is not None and self.timestamp is not None:
             record.timestamp = self._read_time(" ".join(fields.get(f, "") for f in self.timestamp.fields))
         if self.label_field is not None:
             value = fields.get(self.label_field)
@@ -213,7 +214,7 @@ class JsonFormat(LineFormat):
             obj = obj[key]
         return obj
 
-    def parse(self, line: str, source: str = "", line_no: int = 0) -> LogRecord:
+    def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
         try:
             obj = json.loads(line)
         except ValueError as exc:
@@ -225,7 +226,7 @@ class JsonFormat(LineFormat):
             raise BadLineError(f"JSON line has no {self.message_field!r} field: {_excerpt(line)}")
         content = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)
         record = LogRecord(content=content, source=source, line_no=line_no)
-        if self.timestamp_field:
+        if times and self.timestamp_field:
             record.timestamp = self._json_time(self._get(obj, self.timestamp_field))
         if self.label_field:
             record.label = self._json_label(self._get(obj, self.label_field))

@@ -37,9 +37,9 @@ def _timestamp(seconds: float) -> Timestamp:
 def event_in(e: scoring_pb2.Event) -> EventIn:
     which = e.WhichOneof("payload")
     return EventIn(
-        id=e.id, message=e.message if which == "message" else None, raw=e.raw if which == "raw" else None,
-        timestamp=_seconds(e.timestamp) if e.HasField("timestamp") else None, source=e.source,
-        session_key=e.session_key, attributes=dict(e.attributes),
+        e.id, e.message if which == "message" else None, e.raw if which == "raw" else None,
+        _seconds(e.timestamp) if e.HasField("timestamp") else None, e.source, e.session_key,
+        dict(e.attributes) if e.attributes else {},  # iterating an empty protobuf map is not free
     )
 
 
@@ -48,22 +48,25 @@ def mode(request: scoring_pb2.ScoreRequest) -> str:
 
 
 def _event_result(r: EventOut) -> scoring_pb2.EventResult:
-    scored = r.status == SCORED
-    out = scoring_pb2.EventResult(
-        id=r.id, status=scoring_pb2.EVENT_STATUS_SCORED if scored else scoring_pb2.EVENT_STATUS_INVALID,
-        error=r.error, error_field=r.error_field, model_version=r.model_version, source=r.source,
-        session_key=r.session_key, warnings=r.warnings,
+    """One result message, built in one constructor call (setting fields one by one costs per field)."""
+    if r.status != SCORED:
+        return scoring_pb2.EventResult(
+            id=r.id, status=scoring_pb2.EVENT_STATUS_INVALID, error=r.error, error_field=r.error_field,
+            model_version=r.model_version, source=r.source, session_key=r.session_key, warnings=r.warnings,
+        )
+    fields = {"surprisal": r.surprisal} if r.surprisal is not None else {}
+    if r.expected:
+        fields["expected"] = [scoring_pb2.ExpectedTemplate(template_id=e.template_id, template=e.template,
+                                                           probability=e.probability) for e in r.expected]
+    if r.warnings:
+        fields["warnings"] = r.warnings
+    return scoring_pb2.EventResult(
+        id=r.id, status=scoring_pb2.EVENT_STATUS_SCORED, model_version=r.model_version, source=r.source,
+        session_key=r.session_key, score=r.score,
+        verdict=scoring_pb2.VERDICT_ANOMALOUS if r.anomalous else scoring_pb2.VERDICT_NORMAL,
+        template_id=r.template_id, template=r.template, new_template=r.new_template, rank=r.rank, reason=r.reason,
+        **fields,
     )
-    if scored:
-        out.score = r.score
-        out.verdict = scoring_pb2.VERDICT_ANOMALOUS if r.anomalous else scoring_pb2.VERDICT_NORMAL
-        out.template_id, out.template, out.new_template, out.rank = r.template_id, r.template, r.new_template, r.rank
-        out.reason = r.reason
-        if r.surprisal is not None:
-            out.surprisal = r.surprisal
-        out.expected.extend(scoring_pb2.ExpectedTemplate(template_id=e.template_id, template=e.template,
-                                                         probability=e.probability) for e in r.expected)
-    return out
 
 
 def _session_result(s: SessionOut) -> scoring_pb2.SessionResult:

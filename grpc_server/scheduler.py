@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from logwarden.core.detector import SessionVerdict
+from logwarden.core.detector import Detector, SessionVerdict
 from logwarden.core.records import LogRecord
 from logwarden.grpc_server.errors import DeadlineExceeded, Overloaded, ShuttingDown
 from logwarden.grpc_server.metrics import ServerMetrics
@@ -180,7 +180,7 @@ class Scheduler:
         new_keys: list[list[str | None]] = []
         for job in jobs:
             for w in job.work:
-                keys = [detector.parse(LogRecord(content=c)).key for c in w.contents]
+                keys = _keys(detector, w.contents)
                 new_keys.append(keys)
                 seqs.append([*w.context, *keys])
                 starts.append(len(w.context))
@@ -198,3 +198,12 @@ class Scheduler:
             self.metrics.batch_events.labels(version).observe(sum(j.size for j in jobs))
             self.metrics.batch_seconds.labels(version).observe(time.perf_counter() - started)
         return out
+
+
+def _keys(detector: Detector, contents: list[str]) -> list[str | None]:
+    """``detector.parse(record).key`` of each content, without building a record and an event per line."""
+    parser = getattr(detector, "parser", None)
+    if parser is None:  # a detector without a template parser: let it answer (or raise its own error)
+        return [detector.parse(LogRecord(content=c)).key for c in contents]
+    match = parser.match
+    return [None if (cluster := match(c)) is None else str(cluster) for c in contents]

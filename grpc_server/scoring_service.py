@@ -46,6 +46,7 @@ from logwarden.grpc_server.model_holder import ModelHolder, ServedModel
 from logwarden.grpc_server.scheduler import Scheduler, SessionScore, SessionWork
 from logwarden.grpc_server.schema import (
     INVALID,
+    SCORED,
     EventIn,
     EventOut,
     Expected,
@@ -127,6 +128,7 @@ class ScoringService:
             warnings[i] = notes
         ordered = list(groups.values())
         sessions: list[SessionOut] = []
+        version = model.version
         if ordered:
             if mode == "stream":
                 scores = await self._score_stream(model, ordered, deadline)
@@ -134,7 +136,7 @@ class ScoringService:
                 scores = await self._submit(model, ordered, [[] for _ in ordered], True, deadline)
             for group, score in zip(ordered, scores, strict=True):
                 for i, key, verdict in zip(group.indices, score.keys, score.verdict.events, strict=True):
-                    results[i] = _event_out(events[i].id, verdict, key, model, group, warnings[i])
+                    results[i] = _event_out(events[i].id, verdict, key, version, group, warnings[i])
                 if mode == "sequence":
                     sessions.append(_session_out(group, score, model))
         out = ScoreOutput([r for r in results if r is not None], sessions, model.version)
@@ -143,7 +145,7 @@ class ScoringService:
 
     def _parse(self, model: ServedModel, text: str, source: str, notes: list[str]) -> LogRecord:
         try:
-            return model.fmt.parse(text, source)
+            return model.fmt.parse(text, source, times=False)  # sessions here never come from time windows
         except LogWardenError:
             notes.append(f"message does not match the model's line format {model.fmt.spec!r}; "
                          "the whole message was scored as content")
@@ -222,13 +224,13 @@ class ScoringService:
         return previous, self.holder.info(), changed
 
 
-def _event_out(event_id: str, v: EventVerdict, key: str | None, model: ServedModel, group: _Group,
+def _event_out(event_id: str, v: EventVerdict, key: str | None, version: str, group: _Group,
                warnings: list[str]) -> EventOut:
     return EventOut(
-        id=event_id, score=v.score, anomalous=v.anomalous, template_id=key or "", template=v.template,
-        new_template=key is None, rank=v.rank, surprisal=None if math.isinf(v.surprisal) else v.surprisal,
-        expected=[Expected(e.key, e.template, e.probability) for e in v.expected], reason=v.reason,
-        model_version=model.version, source=group.source, session_key=group.session, warnings=warnings,
+        event_id, SCORED, "", "", v.score, v.anomalous, key or "", v.template, key is None, v.rank,
+        None if v.surprisal == math.inf else v.surprisal,
+        [Expected(e.key, e.template, e.probability) for e in v.expected] if v.expected else [],
+        v.reason, version, group.source, group.session, warnings,
     )
 
 
@@ -236,7 +238,7 @@ def _session_out(group: _Group, score: SessionScore, model: ServedModel) -> Sess
     v = score.verdict
     end = None
     if v.end is not None:
-        end = _event_out("", v.end, None, model, group, [])
+        end = _event_out("", v.end, None, model.version, group, [])
         end.template_id, end.new_template = "", False
     return SessionOut(
         source=group.source, session_key=group.session, score=v.score, anomalous=v.anomalous, reason=v.reason,

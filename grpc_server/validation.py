@@ -30,6 +30,8 @@ def check_batch(items: Sequence, limits: Limits, name: str = "events") -> None:
 
 
 def _check_text(field: str, value: str, limit: int) -> None:
+    if len(value) * 4 <= limit:  # no character takes more than 4 bytes: surely within the limit, skip encoding
+        return
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise InvalidRequest(field, f"{size} bytes exceed the limit of {limit}")

@@ -32,14 +32,14 @@ class MemoryWindowStore(WindowStore):
                 out.append(None)
                 continue
             self._data.move_to_end(key)
-            out.append(copy.deepcopy(entry[1]))
+            out.append(_copy(entry[1]))
         return out
 
     async def put_many(self, items: Mapping[str, Window]) -> None:
         now = self._clock()
         expires = now + self.ttl_s
         for key, window in items.items():
-            self._data[key] = (expires, copy.deepcopy(window))
+            self._data[key] = (expires, _copy(window))
             self._data.move_to_end(key)
         while self._data:  # drop expired entries from the old end, then enforce the size bound
             oldest_key, (oldest_expiry, _) = next(iter(self._data.items()))
@@ -49,3 +49,16 @@ class MemoryWindowStore(WindowStore):
 
     async def close(self) -> None:
         self._data.clear()
+
+
+def _copy(window: Window) -> Window:
+    """A copy sharing nothing mutable with ``window``; flat lists of keys (the usual shape) without deepcopy."""
+    out = {}
+    for name, value in window.items():
+        if isinstance(value, list) and all(v is None or type(v) is str for v in value):
+            out[name] = list(value)
+        elif value is None or type(value) in (str, int, float, bool):
+            out[name] = value
+        else:
+            out[name] = copy.deepcopy(value)
+    return out
