@@ -1,14 +1,22 @@
 """Server throughput and latency on this machine, over real sockets, parsing and model included.
 
-    python benchmarks/server.py [--seconds S] [--batch N] [--backend onnx|torch] [--model DIR]
+    python benchmarks/server.py [--seconds S] [--batch N] [--latency-batch N] [--backend onnx|torch] [--model DIR]
 
 Starts ``logwarden serve`` as a separate process (trains a small model on generated HDFS-style logs
-first unless ``--model`` is given), then from this process:
+first unless ``--model`` is given); this process is the load generator. Raw log lines go over the
+bidirectional gRPC stream in stream mode (the server splits the lines, finds the block id, matches
+templates, keeps per-session windows and runs the model). The corpus (3,000 generated block sessions,
+~49k lines) is replayed with fresh block ids on each pass, as a live HDFS stream brings new blocks
+(``--same-sessions`` replays the same ids: sessions then grow across passes, an unnatural workload).
+Messages are serialized once before the clock starts; responses are decoded.
 
-1. sustained throughput: raw log lines in batches of ``--batch`` events over several bidirectional
-   streams, as fast as the server answers (stream mode: the server keeps per-session windows);
-2. latency at an offered load of ``--offered`` events/s (paced batches), p50/p99 per batch;
+1. sustained throughput: ``--streams`` streams × ``--batch``-event messages, two in flight per stream;
+2. latency at an offered load of ``--offered`` events/s: ``--latency-streams`` streams sending
+   ``--latency-batch``-event messages on a fixed schedule (a shipper flushing chunks); p50/p99 per message;
 3. the single-event HTTP path (Logstash's http filter shape): requests/s and p50/p99.
+
+Each run also reports the CPU cores the server and the load generator used. ``LOGWARDEN_BENCH_PROFILE=FILE``
+samples the server with py-spy during the sustained run (raw folded stacks; py-spy must be installed).
 
 Ends with one JSON line: ``events_per_s``, ``p50_ms``, ``p99_ms``, ``offered_events_per_s``,
 ``http_single_rps`` and more.
@@ -19,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -78,19 +88,48 @@ def start_server(model: Path, backend: str, grpc_port: int, http_port: int) -> s
     raise SystemExit("server did not become ready in 120 s")
 
 
-def batches(lines: list[str], size: int) -> list[scoring_pb2.ScoreRequest]:
+BLOCK = re.compile(r"blk_(-?)(\d+)")
+
+
+def replay(lines: list[str], cycle: int) -> list[str]:
+    """The corpus again with fresh block ids (``cycle`` prefixed to the digits): new sessions of natural length,
+    as a live HDFS stream brings new blocks; cycle 0 is the corpus itself."""
+    if cycle == 0:
+        return lines
+    return [BLOCK.sub(rf"blk_\g<1>{cycle}\g<2>", line) for line in lines]
+
+
+def batches(lines: list[str], size: int, cycles: range) -> list[bytes]:
+    """Serialized ``ScoreRequest`` messages of ``size`` raw lines over ``cycles`` replays of the corpus.
+
+    Serialized once up front, so the load generator spends its CPU on sending, not on building messages."""
     out = []
-    for i in range(0, len(lines) - size + 1, size):
-        events = [
-            scoring_pb2.Event(id=str(i + j), message=line, source="bench") for j, line in enumerate(lines[i : i + size])
-        ]
-        out.append(scoring_pb2.ScoreRequest(events=events))
+    for cycle in cycles:
+        text = replay(lines, cycle)
+        for i in range(0, len(text) - size + 1, size):
+            events = [scoring_pb2.Event(id=str(i + j), message=line, source="bench")
+                      for j, line in enumerate(text[i : i + size])]
+            out.append(scoring_pb2.ScoreRequest(events=events).SerializeToString())
     return out
 
 
-async def stream_worker(stub, requests, stop_at: float, paced: float | None, latencies: list, counts: list):
+STREAM_METHOD = "/logwarden.v1.ScoringService/ScoreStream"
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of a process so far: this one when ``pid`` is None."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def stream_worker(channel, requests: list[bytes], stop_at: float, paced: float | None, latencies: list,
+                        counts: list):
     queue: asyncio.Queue = asyncio.Queue()
-    call = stub.ScoreStream()
+    call = channel.stream_stream(STREAM_METHOD, request_serializer=None,
+                                 response_deserializer=scoring_pb2.ScoreResponse.FromString)()
 
     async def reader():
         async for response in call:
@@ -114,30 +153,38 @@ async def stream_worker(stub, requests, stop_at: float, paced: float | None, lat
         i += 1
     await call.done_writing()
     await task
+    return i > len(requests)
 
 
-async def grpc_load(target: str, requests, seconds: float, streams: int, offered: float | None, batch: int):
+async def grpc_load(target: str, requests: list[bytes], seconds: float, streams: int, offered: float | None,
+                    batch: int, server_pid: int):
     latencies: list[float] = []
     counts: list[int] = []
     async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
         stub = scoring_pb2_grpc.ScoringServiceStub(channel)
-        await stub.Score(requests[0])  # warm-up
+        warm = scoring_pb2.ScoreRequest.FromString(requests[0])
+        await stub.Score(scoring_pb2.ScoreRequest(events=warm.events, mode=scoring_pb2.SCORING_MODE_SEQUENCE))
         paced = None if offered is None else streams * batch / offered
+        cpu_server, cpu_self = cpu_seconds(server_pid), cpu_seconds()
         start = time.perf_counter()
         stop_at = start + seconds
-        await asyncio.gather(
+        wrapped = await asyncio.gather(
             *(
-                stream_worker(stub, requests[k::streams] or requests, stop_at, paced, latencies, counts)
+                stream_worker(channel, requests[k::streams], stop_at, paced, latencies, counts)
                 for k in range(streams)
             )
         )
         wall = time.perf_counter() - start
+        cpu_server, cpu_self = cpu_seconds(server_pid) - cpu_server, cpu_seconds() - cpu_self
     lat = np.array(latencies) * 1000
     return {
         "events_per_s": round(sum(counts) / wall),
         "batches": len(latencies),
         "p50_ms": round(float(np.percentile(lat, 50)), 2),
         "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "server_cores": round(cpu_server / wall, 2),
+        "loadgen_cores": round(cpu_self / wall, 2),
+        "replayed_sessions": any(wrapped),  # ran out of fresh sessions: some windows were continued
     }
 
 
@@ -175,12 +222,31 @@ def http_single(port: int, lines: list[str], seconds: float, threads: int) -> di
     }
 
 
+def start_profiler(pid: int, seconds: float) -> subprocess.Popen | None:
+    """``LOGWARDEN_BENCH_PROFILE=FILE``: sample the server with py-spy (all threads, raw folded stacks) during the
+    sustained run. The sampler takes CPU: figures from such a run are not the benchmark's."""
+    out = os.environ.get("LOGWARDEN_BENCH_PROFILE")
+    if not out:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(spy), "record", "-p", str(pid), "-d", str(max(1, int(seconds) - 1)), "-r", "200", "-f", "raw",
+           "--threads", "--nonblocking", "-o", out]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=500, help="events per streamed message")
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--offered", type=float, default=10_000, help="events/s for the latency run")
+    ap.add_argument("--latency-batch", type=int, default=250,
+                    help="events per message in the latency run (a shipper's chunk: 2 streams × 250 events every "
+                    "50 ms at 10,000 events/s)")
+    ap.add_argument("--latency-streams", type=int, default=2)
+    ap.add_argument("--same-sessions", action="store_true",
+                    help="replay the corpus with its own block ids (sessions grow across replays, windows fill up "
+                    "to window_size) instead of fresh block ids per replay")
     ap.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
     args = ap.parse_args()
@@ -208,18 +274,27 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
             )
         lines = generate(3000, anomaly_rate=0.02, seed=22).lines
+        need = math.ceil(args.seconds * 50_000 / len(lines))  # fresh sessions for up to 50,000 events/s
+        sustained_cycles = range(1) if args.same_sessions else range(need)
+        paced_cycles = range(1) if args.same_sessions else range(need, need + math.ceil(
+            args.seconds * args.offered * 1.2 / len(lines)))
+        requests = batches(lines, args.batch, sustained_cycles)
+        paced_requests = batches(lines, args.latency_batch, paced_cycles)
         grpc_port, http_port = free_port(), free_port()
         proc = start_server(model, args.backend, grpc_port, http_port)
         try:
-            requests = batches(lines, args.batch)
             target = f"127.0.0.1:{grpc_port}"
-            sustained = asyncio.run(grpc_load(target, requests, args.seconds, args.streams, None, args.batch))
-            half = max(1, args.batch // 2)
-            paced = asyncio.run(grpc_load(target, batches(lines, half), args.seconds, 2, args.offered, half))
+            profiler = start_profiler(proc.pid, args.seconds)
+            sustained = asyncio.run(grpc_load(target, requests, args.seconds, args.streams, None, args.batch, proc.pid))
+            if profiler is not None:
+                profiler.wait()
+            paced = asyncio.run(grpc_load(target, paced_requests, args.seconds, args.latency_streams, args.offered,
+                                          args.latency_batch, proc.pid))
             http = http_single(http_port, lines, args.seconds / 2, threads=4)
         finally:
             proc.terminate()
             proc.wait(30)
+    sessions = "same block ids on every replay" if args.same_sessions else "fresh block ids on every replay"
     result = {
         "events_per_s": sustained["events_per_s"],
         "sustained_p50_ms": sustained["p50_ms"],
@@ -231,17 +306,29 @@ def main() -> int:
         **http,
         "batch_events": args.batch,
         "streams": args.streams,
+        "latency_batch_events": args.latency_batch,
+        "latency_streams": args.latency_streams,
+        "sessions": sessions,
+        "server_cores_sustained": sustained["server_cores"],
+        "loadgen_cores_sustained": sustained["loadgen_cores"],
+        "server_cores_at_offered": paced["server_cores"],
+        "replayed_sessions": sustained["replayed_sessions"] or paced["replayed_sessions"],
         "backend": args.backend,
         "cpu_cores": os.cpu_count(),
     }
-    print(f"\nserver benchmark ({args.backend}, {os.cpu_count()} cores, server and load generator on the same machine)")
+    print(f"\nserver benchmark ({args.backend}, {os.cpu_count()} cores; `logwarden serve` in its own process, this "
+          "load generator in another, same machine)")
+    print(f"  raw HDFS-style lines over the bidirectional gRPC stream, stream mode (server-side session windows), "
+          f"parsing and model included; {sessions}")
     print(
         f"  sustained: {result['events_per_s']:>9,} events/s  ({args.streams} streams × {args.batch}-event messages;"
-        f" p50 {result['sustained_p50_ms']} ms, p99 {result['sustained_p99_ms']} ms per message)"
+        f" p50 {result['sustained_p50_ms']} ms, p99 {result['sustained_p99_ms']} ms per message;"
+        f" server {sustained['server_cores']} cores, load generator {sustained['loadgen_cores']} cores)"
     )
     print(
         f"  offered {args.offered:,.0f} events/s: achieved {result['achieved_events_per_s_at_offered']:,}, "
-        f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms per batch of {args.batch // 2}"
+        f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms per message of {args.latency_batch} events "
+        f"({args.latency_streams} streams; server {paced['server_cores']} cores)"
     )
     print(
         f"  HTTP single event: {result['http_single_rps']:,} req/s, p50 {result['http_p50_ms']} ms, "
