@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from logwarden.core.calibration import choose_k
-from logwarden.core.evaluation import compute_metrics, format_metrics_table, template_breakdown
+from logwarden.core.evaluation import compute_metrics, format_metrics_table, hindsight_f1, template_breakdown
 from logwarden.core.model import ModelConfig
 from logwarden.core.report import write_report
 from logwarden.core.train_pipeline import FitSettings, fit_sequences
@@ -61,6 +61,25 @@ def score_all(detector, sessions) -> list:
 def worst_rank(verdict) -> int:
     """The worst rank of any event or of the session's end: the session alerts iff this exceeds K."""
     return max([e.rank for e in verdict.events] + ([verdict.end.rank] if verdict.end else []))
+
+
+def worst_surprisal(verdict) -> float:
+    """The largest surprisal of any event or of the session's end (new templates: a large finite value)."""
+    values = [e.surprisal for e in verdict.events] + ([verdict.end.surprisal] if verdict.end else [])
+    return min(max(values, default=0.0), 1e9)
+
+
+def ceilings(verdicts, y, w) -> dict:
+    """Hindsight F1 (threshold picked with the test labels) of the worst rank and the worst surprisal."""
+    ceiling = {}
+    for name, value in (("rank", worst_rank), ("surprisal", worst_surprisal)):
+        f1, threshold = hindsight_f1(y, np.array([value(v) for v in verdicts], dtype=float), w)
+        ceiling[name] = {"f1": round(f1, 4), "threshold": round(threshold, 3)}
+    print(
+        "  ceiling (diagnostic: threshold chosen WITH the test labels, not a result): "
+        + ", ".join(f"worst {k} F1 {c['f1']} at > {c['threshold']}" for k, c in ceiling.items())
+    )
+    return ceiling
 
 
 def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
@@ -129,6 +148,7 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
     )
     print(f"  report: {report['html']}")
     sweep = target_sweep(detector, fit.val_sessions, verdicts, y, w)
+    ceiling = ceilings(verdicts, y, w)
     return {
         "protocol": name,
         **{k: metrics.to_dict()[k] for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn")},
@@ -139,6 +159,7 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
         "best_epoch": detector.config["metrics"]["best_epoch"],
         **extra,
         "sweep": sweep,
+        "hindsight_ceiling": ceiling,
     }
 
 

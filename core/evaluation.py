@@ -115,6 +115,27 @@ def ranking_metrics(
     return roc, ap
 
 
+def hindsight_f1(y_true: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) -> tuple[float, float]:
+    """The best F1 of any threshold on ``scores`` and that threshold (flag when score > threshold).
+
+    A diagnostic, never a result: it picks the threshold with the test labels, so it shows the ceiling
+    of a score, what no honestly calibrated threshold on the same score can beat.
+    """
+    truth, score, weight, _ = validate_inputs(y_true, scores, weights)
+    order = np.argsort(-score, kind="stable")
+    score, truth, weight = score[order], truth[order], weight[order]
+    tp = np.cumsum(np.where(truth, weight, 0.0))
+    fp = np.cumsum(np.where(truth, 0.0, weight))
+    positives = tp[-1] if tp.size else 0.0
+    last = np.r_[score[1:] != score[:-1], True]  # cut only between distinct scores
+    if not positives or not last.any():
+        return 0.0, float("inf")
+    f1 = np.where(last, 2 * tp / (tp + fp + positives), -1.0)
+    best = int(np.argmax(f1))
+    threshold = float(score[best + 1]) if best + 1 < score.size else float(score[best]) - 1.0
+    return float(f1[best]), threshold
+
+
 def template_breakdown(items: Iterable[tuple[str, float]], top: int | None = 10) -> list[tuple[str, float]]:
     """Sum weights per template (or reason); the `top` heaviest, ties by name; `top=None` keeps all."""
     totals: dict[str, float] = {}

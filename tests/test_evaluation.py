@@ -12,6 +12,7 @@ from logwarden.core.evaluation import (
     Metrics,
     compute_metrics,
     format_metrics_table,
+    hindsight_f1,
     template_breakdown,
 )
 
@@ -116,3 +117,22 @@ def test_format_metrics_table_shows_values_and_confusion_matrix() -> None:
     tn_row = next(line for line in text.splitlines() if "true normal" in line)
     assert tn_row.split()[-2:] == ["1,000", "3"]
     assert m.to_dict()["tn"] == 1000.0
+
+
+def test_hindsight_f1_finds_the_best_cut_and_agrees_with_compute_metrics() -> None:
+    y = [0, 1, 0, 1, 1, 0]
+    scores = [0.1, 0.9, 0.8, 0.7, 0.2, 0.2]
+    weights = [5.0, 1.0, 1.0, 2.0, 1.0, 3.0]
+    f1, threshold = hindsight_f1(y, scores, weights)
+    best = max(
+        compute_metrics(y, [s > t for s in scores], scores, weights).f1 for t in [*sorted(set(scores)), -1.0]
+    )
+    assert f1 == pytest.approx(best)
+    assert compute_metrics(y, [s > threshold for s in scores], scores, weights).f1 == pytest.approx(f1)
+
+
+def test_hindsight_f1_never_splits_tied_scores() -> None:
+    # a normal and an anomalous session with the same score: flag both or neither
+    f1, threshold = hindsight_f1([0, 1, 1], [0.5, 0.5, 0.1], [1.0, 1.0, 5.0])
+    assert f1 == pytest.approx(12 / 13)
+    assert threshold < 0.1
