@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from types import SimpleNamespace
 
@@ -136,6 +137,29 @@ def test_memory_windows_expire_and_evict_least_recently_used():
         now[0] = 11
         assert await store.get_many([a, c]) == [None, None]
         assert len(store) == 0
+
+    asyncio.run(main())
+
+
+def test_memory_windows_are_copies_and_key_windows_are_not_tracked_by_the_collector():
+    store = MemoryWindowStore(max_sessions=10, ttl_s=10)
+
+    async def main():
+        keys = ["1", None, "7"]
+        other = {"version": "v", "keys": [["nested"]], "extra": {"n": 1}}
+        await store.put_many({"k": {"version": "v", "keys": keys}, "o": other})
+        keys.append("changed")
+        other["keys"][0].append("changed")
+        got, got_other = await store.get_many(["k", "o"])
+        assert got == {"version": "v", "keys": ["1", None, "7"]}
+        assert got_other == {"version": "v", "keys": [["nested"]], "extra": {"n": 1}}
+        got["keys"].append("mutated")
+        got_other["extra"]["n"] = 2
+        assert await store.get_many(["k", "o"]) == [{"version": "v", "keys": ["1", None, "7"]},
+                                                    {"version": "v", "keys": [["nested"]], "extra": {"n": 1}}]
+        for _ in range(3):  # a collection untracks tuples holding only untracked objects (one nesting level each)
+            gc.collect()
+        assert not gc.is_tracked(store._data["k"])
 
     asyncio.run(main())
 

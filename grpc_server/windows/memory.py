@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from logwarden.grpc_server.windows import Window, WindowStore
 
+Stored = tuple[str, tuple[str | None, ...]] | Window
+
 
 class MemoryWindowStore(WindowStore):
     """At most ``max_sessions`` windows; the least recently used go first, expired ones on access."""
@@ -17,7 +19,7 @@ class MemoryWindowStore(WindowStore):
         self.max_sessions = max_sessions
         self.ttl_s = ttl_s
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, Window]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, Stored]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._data)
@@ -32,14 +34,14 @@ class MemoryWindowStore(WindowStore):
                 out.append(None)
                 continue
             self._data.move_to_end(key)
-            out.append(_copy(entry[1]))
+            out.append(_load(entry[1]))
         return out
 
     async def put_many(self, items: Mapping[str, Window]) -> None:
         now = self._clock()
         expires = now + self.ttl_s
         for key, window in items.items():
-            self._data[key] = (expires, _copy(window))
+            self._data[key] = (expires, _store(window))
             self._data.move_to_end(key)
         while self._data:  # drop expired entries from the old end, then enforce the size bound
             oldest_key, (oldest_expiry, _) = next(iter(self._data.items()))
@@ -51,14 +53,19 @@ class MemoryWindowStore(WindowStore):
         self._data.clear()
 
 
-def _copy(window: Window) -> Window:
-    """A copy sharing nothing mutable with ``window``; flat lists of keys (the usual shape) without deepcopy."""
-    out = {}
-    for name, value in window.items():
-        if isinstance(value, list) and all(v is None or type(v) is str for v in value):
-            out[name] = list(value)
-        elif value is None or type(value) in (str, int, float, bool):
-            out[name] = value
-        else:
-            out[name] = copy.deepcopy(value)
-    return out
+
+def _store(window: Window) -> Stored:
+    """What the dict keeps: for the usual shape ``{"version": str, "keys": [str | None, ...]}`` a tuple of strings,
+    which the garbage collector stops tracking (tens of thousands of live windows would otherwise make every full
+    collection walk them: tens of ms each); a deep copy of anything else."""
+    version, keys = window.get("version"), window.get("keys")
+    if len(window) == 2 and type(version) is str and type(keys) is list and all(k is None or type(k) is str
+                                                                                for k in keys):
+        return (version, tuple(keys))
+    return copy.deepcopy(window)
+
+
+def _load(stored: Stored) -> Window:
+    if type(stored) is tuple:
+        return {"version": stored[0], "keys": list(stored[1])}
+    return copy.deepcopy(stored)
