@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     model_backend: Literal["onnx", "torch"] = "onnx"
     model_device: str = Field("auto", description="torch backend device: auto, cpu, cuda")
 
-    batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest wait to fill a model batch")
+    batch_wait_ms: float = Field(0.0, ge=0, le=1000, description="longest wait to fill a model batch (0: a batch is "
+                                 "what queued while the previous one ran; on a GPU a few ms fill bigger batches)")
     batch_max_events: int = Field(4096, ge=1, description="events per model batch")
     queue_max_events: int = Field(65536, ge=1, description="queued events before callers get RESOURCE_EXHAUSTED")
 
