@@ -54,7 +54,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, backend: str, grpc_port: int, http_port: int) -> subprocess.Popen:
+def start_server(model: Path, backend: str, grpc_port: int, http_port: int, extra: list[str]) -> subprocess.Popen:
     cmd = [
         sys.executable,
         "-m",
@@ -72,6 +72,7 @@ def start_server(model: Path, backend: str, grpc_port: int, http_port: int) -> s
         backend,
         "--log-level",
         "warning",
+        *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -249,6 +250,8 @@ def main() -> int:
                     "to window_size) instead of fresh block ids per replay")
     ap.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
+    ap.add_argument("--server-args", default="", help="extra `logwarden serve` flags, e.g. '--batch-wait-ms 2'")
+    ap.add_argument("--phases", default="sustained,latency,http", help="which measurements to run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
@@ -281,16 +284,25 @@ def main() -> int:
         requests = batches(lines, args.batch, sustained_cycles)
         paced_requests = batches(lines, args.latency_batch, paced_cycles)
         grpc_port, http_port = free_port(), free_port()
-        proc = start_server(model, args.backend, grpc_port, http_port)
+        proc = start_server(model, args.backend, grpc_port, http_port, args.server_args.split())
         try:
             target = f"127.0.0.1:{grpc_port}"
-            profiler = start_profiler(proc.pid, args.seconds)
-            sustained = asyncio.run(grpc_load(target, requests, args.seconds, args.streams, None, args.batch, proc.pid))
-            if profiler is not None:
-                profiler.wait()
-            paced = asyncio.run(grpc_load(target, paced_requests, args.seconds, args.latency_streams, args.offered,
-                                          args.latency_batch, proc.pid))
-            http = http_single(http_port, lines, args.seconds / 2, threads=4)
+            phases = set(args.phases.split(","))
+            skipped = {"events_per_s": 0, "batches": 0, "p50_ms": 0.0, "p99_ms": 0.0, "server_cores": 0.0,
+                       "loadgen_cores": 0.0, "replayed_sessions": False}
+            sustained = paced = skipped
+            http = {"http_single_rps": 0, "http_p50_ms": 0.0, "http_p99_ms": 0.0}
+            if "sustained" in phases:
+                profiler = start_profiler(proc.pid, args.seconds)
+                sustained = asyncio.run(grpc_load(target, requests, args.seconds, args.streams, None, args.batch,
+                                                  proc.pid))
+                if profiler is not None:
+                    profiler.wait()
+            if "latency" in phases:
+                paced = asyncio.run(grpc_load(target, paced_requests, args.seconds, args.latency_streams,
+                                              args.offered, args.latency_batch, proc.pid))
+            if "http" in phases:
+                http = http_single(http_port, lines, args.seconds / 2, threads=4)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -313,6 +325,7 @@ def main() -> int:
         "loadgen_cores_sustained": sustained["loadgen_cores"],
         "server_cores_at_offered": paced["server_cores"],
         "replayed_sessions": sustained["replayed_sessions"] or paced["replayed_sessions"],
+        "server_args": args.server_args,
         "backend": args.backend,
         "cpu_cores": os.cpu_count(),
     }
