@@ -82,14 +82,30 @@ def ceilings(verdicts, y, w) -> dict:
     return ceiling
 
 
+def worst_event_rank(verdict) -> int:
+    return max((e.rank for e in verdict.events), default=0)
+
+
+def ended_early(verdict, end_surprisal: float | None) -> bool:
+    if verdict.end is None:
+        return False
+    return verdict.end.anomalous if end_surprisal is None else verdict.end.surprisal > end_surprisal
+
+
 def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
-    """K chosen on normal validation data for several target false-positive rates, and what it gives."""
-    val_worst = np.array([worst_rank(v) for v in score_all(detector, val)])
-    test_worst = np.array([worst_rank(v) for v in test_verdicts])
+    """K chosen on normal validation data for several target false-positive rates, and what it gives.
+
+    The end-of-session threshold is the model's (it flags no validation session); K varies.
+    """
+    end = detector.calibration.end_surprisal
+    val_verdicts = score_all(detector, val)
+    val_worst = np.array([worst_event_rank(v) for v in val_verdicts])
+    test_worst = np.array([worst_event_rank(v) for v in test_verdicts])
+    test_ended = np.array([ended_early(v, end) for v in test_verdicts])
     rows = []
     for target in SWEEP:
         k, val_fpr = choose_k(val_worst, target, len(detector.vocab))
-        m = compute_metrics(y, (test_worst > k).astype(int), test_worst.astype(float), w)
+        m = compute_metrics(y, ((test_worst > k) | test_ended).astype(int), test_worst.astype(float), w)
         rows.append(
             {
                 "target_fpr": target,
@@ -102,7 +118,7 @@ def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
                 "fn": int(m.fn),
             }
         )
-    print("  target FPR sweep (K chosen on normal validation sessions only):")
+    print("  target FPR sweep (K chosen on normal validation sessions only; end threshold fixed):")
     print("    target     K  val FPR  precision  recall      F1       FP      FN")
     for r in rows:
         print(
@@ -131,7 +147,8 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
     print(format_metrics_table(metrics, f"HDFS — {name}"))
     print(
         f"  K = {detector.calibration.k} (validation FPR {detector.calibration.validation_fpr:.4f}, "
-        f"target {detector.calibration.target_fpr}); train {seconds:.1f} s; "
+        f"target {detector.calibration.target_fpr}); end threshold: surprisal {detector.calibration.end_surprisal}; "
+        f"train {seconds:.1f} s; "
         f"scored {int(sum(len(s) for s in test))} unique-sequence events in {score_seconds:.1f} s"
     )
     report = write_report(
@@ -153,6 +170,7 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
         "protocol": name,
         **{k: metrics.to_dict()[k] for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn")},
         "k": detector.calibration.k,
+        "end_surprisal": detector.calibration.end_surprisal,
         "validation_fpr": detector.calibration.validation_fpr,
         "target_fpr": detector.calibration.target_fpr,
         "train_seconds": round(seconds, 1),

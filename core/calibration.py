@@ -1,11 +1,18 @@
-"""Thresholds from held-out *normal* data only: the top-K size and the score scale.
+"""Thresholds from held-out *normal* data only: the end-of-session threshold, the top-K size, the score scale.
 
-K is the smallest number of likeliest next keys for which at most ``target_fpr`` of the normal
-validation sessions would be flagged. Test labels never enter here.
+Two questions, two rules. *Is the next key one of the likely ones?* The observed key must be among
+the K likeliest. *Could the session end here?* A yes/no question that ranks answer badly (after a
+session's second event the end may rank 7th among keys while being 10,000 times less likely than at
+any normal end), so the end is judged by its surprisal: a session ended early when the model finds
+ending there less likely than at the least likely end of any normal validation session (and than 1%).
+With that end threshold fixed (it flags no validation session), K is the smallest number of likeliest
+next keys for which at most ``target_fpr`` of the normal validation sessions are flagged.
+Test labels never enter here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -22,13 +29,30 @@ class Calibration:
     temperature: float  # margin scale of the [0, 1] score: score = sigmoid(margin / temperature)
     n_sessions: int
     n_events: int
+    # A session's end is anomalous when its surprisal exceeds this; None (models of format 1.x):
+    # the end is judged like any event, by top-K.
+    end_surprisal: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        return cls(**{f: data[f] for f in cls.__dataclass_fields__})
+        optional = {"end_surprisal"}
+        return cls(**{f: data[f] for f in cls.__dataclass_fields__ if f in data or f not in optional})
+
+
+# Never call an end early that the model gives at least 1% probability, however confidently the
+# validation sessions ended (small validation sets of rigid workflows would otherwise set a hair trigger).
+END_SURPRISAL_FLOOR = math.log(100.0)
+
+
+def end_threshold(end_surprisals: Sequence[float]) -> float | None:
+    """The surprisal of the least likely end among normal validation sessions, at least the floor
+    (None: no validation session had an end)."""
+    values = np.asarray(end_surprisals, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return max(float(values.max()), END_SURPRISAL_FLOOR) if values.size else None
 
 
 def choose_k(session_max_ranks: Sequence[float], target_fpr: float, vocab_size: int) -> tuple[int, float]:

@@ -247,6 +247,7 @@ def cmd_train(args) -> int:
                 "train_sessions": fit.n_train,
                 "val_sessions": fit.n_val,
                 "k": cal.k,
+                "end_surprisal": None if cal.end_surprisal is None else round(cal.end_surprisal, 4),
                 "validation_fpr": cal.validation_fpr,
                 "best_val_loss": round(fit.train_result.best_val_loss, 5),
                 "train_seconds": round(fit.train_result.seconds, 1),

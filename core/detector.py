@@ -2,7 +2,8 @@
 
 Per event it reports the rank of the observed key among the model's predictions, its surprisal,
 a score in [0, 1] (0.5 is the decision boundary) and, when anomalous, the reason and the templates
-the model expected instead. A session is anomalous when any of its events is.
+the model expected instead. A complete session's end is judged too (could it end here?). A session
+is anomalous when any of its events, or its end, is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from safetensors.torch import load_file
 from transformers import GPT2LMHeadModel
 
@@ -28,6 +30,7 @@ from logwarden.core.vocab import BOS, EOS, UNK, Vocab
 
 NEW_TEMPLATE = "new template (never seen in training)"
 RARE_TEMPLATE = "rare template (in too few normal training sessions to be modelled)"
+ENDED_EARLY = "session ended early"  # the end is judged by probability, not by K (see calibration)
 
 
 @dataclass(slots=True)
@@ -215,18 +218,24 @@ class Detector:
         return [self._verdict(keys, toks, r, kk) for keys, toks, r, kk in zip(sessions, tokens, raw, ks, strict=True)]
 
     def _verdict(self, keys, tokens, raw, k: int) -> SessionVerdict:
-        scores = scores_from_margins(raw.margin, self.calibration.temperature)
+        cal = self.calibration
+        scores = scores_from_margins(raw.margin, cal.temperature)
         verdicts: list[EventVerdict] = []
         for i, pos in enumerate(raw.positions):
             token = tokens[pos]
             key = keys[pos - 1] if pos - 1 < len(keys) else None
-            anomalous = bool(raw.margin[i] > 0)
+            surprisal = float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf
+            anomalous, score = bool(raw.margin[i] > 0), float(scores[i])
+            if token == EOS and cal.end_surprisal is not None:  # could the session end here? (see calibration)
+                excess = surprisal - cal.end_surprisal
+                anomalous = excess > 0
+                score = float(scores_from_margins(np.array([excess]), cal.temperature)[0])
             verdict = EventVerdict(
                 key=key,
                 template="<end of session>" if token == EOS else self.template(key),
                 rank=int(raw.ranks[i]),
-                surprisal=float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf,
-                score=float(scores[i]),
+                surprisal=surprisal,
+                score=score,
                 anomalous=anomalous,
             )
             if anomalous:
@@ -256,5 +265,10 @@ class Detector:
         if token == UNK:
             return NEW_TEMPLATE if verdict.key is None else RARE_TEMPLATE
         previous = self.template(keys[pos - 2]) if pos >= 2 else "<start of session>"
+        if token == EOS and self.calibration.end_surprisal is not None:
+            return (
+                f"{ENDED_EARLY} after '{previous}': p(end) {math.exp(-verdict.surprisal):.2g}, below that of every "
+                f"normal session's end in calibration (>= {math.exp(-self.calibration.end_surprisal):.2g})"
+            )
         what = "session ended" if token == EOS else "unexpected template"
         return f"{what} after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"

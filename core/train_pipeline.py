@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from logwarden.core import artifact
 from logwarden.core.backends import TorchBackend, export_onnx
-from logwarden.core.calibration import Calibration, choose_k, margin_temperature
+from logwarden.core.calibration import Calibration, choose_k, end_threshold, margin_temperature
 from logwarden.core.detection import score_sequences
 from logwarden.core.detector import Detector
 from logwarden.core.model import ModelConfig, build_model
@@ -75,10 +75,16 @@ def split_train_val(
 
 
 def calibrate(backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: FitSettings, max_len: int) -> Calibration:
-    """Choose K on normal validation sessions, then the score scale from their margins at that K."""
+    """Choose the end threshold and K on normal validation sessions, then the score scale at that K."""
     tokens = [[BOS, *vocab.encode(s), *([EOS] if settings.score_end else [])] for s in val]
     first = score_sequences(backend, tokens, max_len=max_len, k=1)
-    worst = [float(r.ranks.max()) if len(r.ranks) else 0.0 for r in first]
+    if settings.score_end:  # the last scored position of each sequence is its end
+        ends = [float(-r.logp[-1]) for r in first if len(r.logp)]
+        event_ranks = [r.ranks[:-1] for r in first]
+    else:
+        ends, event_ranks = [], [r.ranks for r in first]
+    end_surprisal = end_threshold(ends)
+    worst = [float(r.max()) if len(r) else 0.0 for r in event_ranks]
     k, achieved = choose_k(worst, settings.target_fpr, len(vocab))
     at_k = score_sequences(backend, tokens, max_len=max_len, k=k)
     margins = np.concatenate([r.margin for r in at_k]) if at_k else np.zeros(0)
@@ -89,6 +95,7 @@ def calibrate(backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: Fit
         temperature=margin_temperature(margins),
         n_sessions=len(val),
         n_events=int(sum(len(s) for s in val)),
+        end_surprisal=end_surprisal,
     )
 
 

@@ -1,9 +1,18 @@
 """K is chosen from normal validation data for a target false-positive rate; scores map to [0, 1]."""
 
+import math
+
 import numpy as np
 import pytest
 
-from logwarden.core.calibration import choose_k, margin_temperature, scores_from_margins
+from logwarden.core.calibration import (
+    END_SURPRISAL_FLOOR,
+    Calibration,
+    choose_k,
+    end_threshold,
+    margin_temperature,
+    scores_from_margins,
+)
 from logwarden.core.records import LogWardenError
 
 
@@ -39,3 +48,17 @@ def test_temperature_is_a_robust_positive_scale():
     assert margin_temperature(np.array([-2.0, -2.0, 2.0, np.inf])) == 2.0
     assert margin_temperature(np.array([0.0, 0.0])) == 0.1
     assert margin_temperature(np.array([np.inf])) == 1.0
+
+
+def test_end_threshold_is_the_least_likely_normal_end_but_never_below_the_floor():
+    assert end_threshold([0.1, 7.5, 2.0, math.inf]) == 7.5  # an infinite surprisal is not a normal end
+    assert end_threshold([0.01, 0.2]) == END_SURPRISAL_FLOOR == pytest.approx(math.log(100))
+    assert end_threshold([]) is None
+
+
+def test_calibration_of_older_models_has_no_end_threshold():
+    old = {"k": 3, "target_fpr": 0.005, "validation_fpr": 0.0, "temperature": 1.0, "n_sessions": 9, "n_events": 90}
+    assert Calibration.from_dict(old).end_surprisal is None
+    assert Calibration.from_dict({**old, "end_surprisal": 6.5}).end_surprisal == 6.5
+    with pytest.raises(KeyError):
+        Calibration.from_dict({k: v for k, v in old.items() if k != "k"})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+from support import sessions_by_block
+
 from logwarden.core.cli import main
-from logwarden.core.detector import NEW_TEMPLATE
+from logwarden.core.detector import ENDED_EARLY, NEW_TEMPLATE, Detector
+from logwarden.core.formats import get_format
 
 
 def _score(corpus_dir, model_root, tmp_path, backend: str) -> list[dict]:
@@ -77,3 +80,20 @@ def test_evaluate_reports_metrics_and_writes_html(corpus_dir, model_root, tmp_pa
     html = (report / "report.html").read_text()
     assert "ROC" in html and "data:image/png;base64" in html
     assert json.loads((report / "report.json").read_text())
+
+
+def test_a_session_cut_short_is_flagged_as_ended_early_whatever_k(model_root):
+    """The end is judged by probability (could the session end here?), not by K: no K passes a cut."""
+    detector = Detector.load(model_root)
+    fmt = get_format(detector.line_format)
+    whole = [
+        [detector.parse(fmt.parse(line)).key for line in lines]
+        for lines in sessions_by_block(40, seed=5, anomaly_rate=0.0).values()
+    ]
+    assert not any(v.anomalous for v in detector.score_keys(whole))
+    cut = [keys[:2] for keys in whole]
+    verdicts = detector.score_keys(cut, k=len(detector.vocab))  # every next key accepted
+    assert all(v.anomalous and v.end.anomalous and v.reason.startswith(ENDED_EARLY) for v in verdicts)
+    assert all(v.end.score > 0.5 and "p(end)" in v.reason for v in verdicts)
+    # an open session (stream mode) has no end yet: the same events pass
+    assert not any(v.anomalous for v in detector.score_keys(cut, complete=False))

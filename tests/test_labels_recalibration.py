@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logwarden.core.labels import KBounds, Label, Policy, SourceThresholds, SqliteLabelStore, compute_source_k
-from logwarden.core.labels.recalibration import TEMPLATE_REASONS
+from logwarden.core.labels.recalibration import K_INDEPENDENT_REASONS
 from logwarden.core.records import LogWardenError
 
 BOUNDS = KBounds(min_k=2, max_k=8)
@@ -58,7 +58,7 @@ def test_event_labels_without_a_session_count_per_event():
     assert compute_source_k(4, events, BOUNDS, POLICY) == 5
 
 
-def test_agreements_and_new_template_false_positives_leave_k_alone():
+def test_agreements_and_k_independent_false_positives_leave_k_alone():
     agree = [Label(target="session", verdict="anomaly", predicted="anomaly", source="s", session_key=f"a{i}",
                    analyst="a") for i in range(9)]
     ok = [Label(target="session", verdict="normal", predicted="normal", source="s", session_key=f"n{i}",
@@ -67,13 +67,15 @@ def test_agreements_and_new_template_false_positives_leave_k_alone():
     new = [fp(f"s{i}", reason="new template (never seen in training)") for i in range(9)]
     rare = [fp(f"r{i}", reason="rare template (in too few normal training sessions to be modelled)")
             for i in range(9)]
-    assert compute_source_k(4, new + rare, BOUNDS, POLICY) == 4
+    ended = [fp(f"e{i}", reason="session ended early after 'x': p(end) 1e-05") for i in range(9)]
+    assert compute_source_k(4, new + rare + ended, BOUNDS, POLICY) == 4
 
 
-def test_template_reasons_match_the_detector():
-    from logwarden.core.detector import NEW_TEMPLATE, RARE_TEMPLATE
+def test_k_independent_reasons_match_the_detector():
+    from logwarden.core.detector import ENDED_EARLY, NEW_TEMPLATE, RARE_TEMPLATE
 
-    assert NEW_TEMPLATE.startswith(TEMPLATE_REASONS[0]) and RARE_TEMPLATE.startswith(TEMPLATE_REASONS[1])
+    reasons = (NEW_TEMPLATE, RARE_TEMPLATE, ENDED_EARLY)
+    assert all(r.startswith(p) for r, p in zip(reasons, K_INDEPENDENT_REASONS, strict=True))
 
 
 def test_bounds_around_the_calibrated_k():

@@ -14,7 +14,7 @@ from support import sessions_by_block
 from logwarden.core.detector import Detector
 from logwarden.core.formats import get_format
 from logwarden.core.labels import KBounds, Policy, SqliteLabelStore
-from logwarden.core.labels.recalibration import TEMPLATE_REASONS
+from logwarden.core.labels.recalibration import K_INDEPENDENT_REASONS
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
 from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
@@ -42,7 +42,7 @@ def target(model_root):
         keys = [[detector.parse(fmt.parse(line)).key for line in lines] for lines in sessions.values()]
         for (block, lines), seq, verdict in zip(sessions.items(), keys, detector.score_keys(keys), strict=True):
             flagged = [e for e in (*verdict.events, *([verdict.end] if verdict.end else ())) if e.anomalous]
-            if not flagged or None in seq or any(e.reason.startswith(TEMPLATE_REASONS) for e in flagged):
+            if not flagged or None in seq or any(e.reason.startswith(K_INDEPENDENT_REASONS) for e in flagged):
                 continue
             need = max(e.rank for e in flagged)
             if need <= max_k and not detector.score_keys([seq], k=need)[0].anomalous:
