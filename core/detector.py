@@ -164,6 +164,10 @@ class Detector:
         cluster = self.parser.match(record.content)
         return Event(record, None if cluster is None else str(cluster))
 
+    def new_template_text(self, content: str) -> str:
+        """What an unseen line looks like as a template: its content with the variables masked as ``<*>``."""
+        return self.parser.masker.mask(content) if self.parser is not None else content
+
     @property
     def parser(self) -> TemplateParser | None:
         return self._parser

@@ -29,7 +29,10 @@ def score_records(
         if events != "none":
             for event, v in zip(session.events, verdict.events, strict=True):
                 if events == "all" or v.anomalous:
-                    yield event_result(session, event.record, v.to_dict(), detector.version)
+                    result = v.to_dict()
+                    if event.key is None:  # a new template: show the line as the template it would be
+                        result["template"] = detector.new_template_text(event.record.content)
+                    yield event_result(session, event.record, result, detector.version)
         yield session_result(session, verdict, detector)
 
 

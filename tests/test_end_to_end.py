@@ -45,7 +45,9 @@ def test_every_anomalous_verdict_carries_its_explanation(corpus_dir, model_root,
     for r in flagged:
         assert r["reason"] and r["score"] > 0.5
         assert len(r["expected"]) == 3 and all(0 <= e["probability"] <= 1 for e in r["expected"])
-        assert r["template"] or r["reason"] == NEW_TEMPLATE
+        assert r["template"]
+    new = [r for r in flagged if r["reason"] == NEW_TEMPLATE]
+    assert new and all("<*>" in r["template"] and r["template_id"] is None for r in new)
     normal = [r for r in results if r["type"] == "event" and not r["anomalous"]]
     assert normal and all(r["score"] <= 0.5 and "reason" not in r for r in normal)
 
