@@ -204,3 +204,14 @@ def test_loghub_samples_parse_completely_when_present() -> None:
         assert all(r.timestamp is not None and r.content for r in records)
         if fmt.has_labels:
             assert {r.label for r in records} <= {0, 1}
+
+
+def test_times_false_skips_only_the_timestamp() -> None:
+    line = "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865 terminating"
+    fmt = get_format("hdfs")
+    full, fast = fmt.parse(line, "s", 3), fmt.parse(line, "s", 3, times=False)
+    assert full.timestamp is not None and fast.timestamp is None
+    assert (fast.content, fast.fields, fast.source, fast.line_no) == (full.content, full.fields, "s", 3)
+    obj = get_format("json?message=msg&timestamp=ts&session=sid")
+    record = obj.parse(json.dumps({"msg": "hello", "ts": 1700000000, "sid": "a"}), times=False)
+    assert (record.content, record.fields, record.timestamp) == ("hello", {"sid": "a"}, None)
