@@ -135,8 +135,12 @@ class ScoringService:
             else:
                 scores = await self._submit(model, ordered, [[] for _ in ordered], True, deadline)
             for group, score in zip(ordered, scores, strict=True):
-                for i, key, verdict in zip(group.indices, score.keys, score.verdict.events, strict=True):
-                    results[i] = _event_out(events[i].id, verdict, key, version, group, warnings[i])
+                for i, content, key, verdict in zip(
+                    group.indices, group.contents, score.keys, score.verdict.events, strict=True
+                ):
+                    results[i] = out_i = _event_out(events[i].id, verdict, key, version, group, warnings[i])
+                    if key is None:  # a new template: show the line as the template it would be
+                        out_i.template = model.detector.new_template_text(content)
                 if mode == "sequence":
                     sessions.append(_session_out(group, score, model))
         out = ScoreOutput([r for r in results if r is not None], sessions, model.version)

@@ -65,6 +65,7 @@ def test_bad_events_are_reported_and_the_others_scored(channel):
     assert results["bytes"].status == pb.EVENT_STATUS_SCORED and "UTF-8" in results["bytes"].warnings[0]
     assert results["foreign"].status == pb.EVENT_STATUS_SCORED and "line format" in results["foreign"].warnings[0]
     assert results["foreign"].new_template and results["foreign"].verdict == pb.VERDICT_ANOMALOUS
+    assert results["foreign"].template == "not an hdfs line at all"  # a new template shows its (masked) line
 
 
 def _raw_score(channel) -> grpc.UnaryUnaryMultiCallable:
