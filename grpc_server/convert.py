@@ -40,6 +40,7 @@ def event_in(e: scoring_pb2.Event) -> EventIn:
         e.id, e.message if which == "message" else None, e.raw if which == "raw" else None,
         _seconds(e.timestamp) if e.HasField("timestamp") else None, e.source, e.session_key,
         dict(e.attributes) if e.attributes else {},  # iterating an empty protobuf map is not free
+        e.session_end,
     )
 
 

@@ -17,9 +17,10 @@ Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase i
     GET  /metrics           Prometheus text (the server's registry)
     GET  /openapi.json      this API as an OpenAPI 3.1 document
 
-An ``Event`` is ``{"id", "message" | "raw", "timestamp", "source", "session_key", "attributes"}``: ``raw`` is
-base64 (the proto JSON mapping of bytes) for lines that are not UTF-8; ``timestamp`` is RFC 3339 or epoch
-seconds. As on gRPC, a bad *event* does not fail the batch: its result has ``status: "invalid"``,
+An ``Event`` is ``{"id", "message" | "raw", "timestamp", "source", "session_key", "attributes",
+"session_end"}``: ``raw`` is base64 (the proto JSON mapping of bytes) for lines that are not UTF-8;
+``timestamp`` is RFC 3339 or epoch seconds; ``session_end`` (stream mode) marks a session's last event.
+As on gRPC, a bad *event* does not fail the batch: its result has ``status: "invalid"``,
 ``error`` and ``error_field`` (``events[3].message``), and every other event is scored.
 
 Status codes: 400 ``{"error": {"message", "field", "code"}}`` for input that can never succeed (malformed
@@ -103,7 +104,7 @@ MAX_TIMEOUT_MS = 3_600_000
 MAX_FIELD_CANDIDATES = 8
 OPEN_ROUTES = ("/healthz", "/readyz")
 PUBLIC_ROUTES = ("/openapi.json",)
-EVENT_FIELDS = ("id", "message", "raw", "timestamp", "source", "session_key", "attributes")
+EVENT_FIELDS = ("id", "message", "raw", "timestamp", "source", "session_key", "attributes", "session_end")
 MODES = {"stream": "stream", "sequence": "sequence", "": "stream", "SCORING_MODE_UNSPECIFIED": "stream",
          "SCORING_MODE_STREAM": "stream", "SCORING_MODE_SEQUENCE": "sequence"}
 ENUM_MODES = {None: "stream", 0: "stream", 1: "stream", 2: "sequence"}  # proto JSON may send enum numbers
@@ -145,6 +146,14 @@ def _string(value: Any, field: str) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidRequest(field, f"must be a string, not {_kind(value)}")
+    return value
+
+
+def _bool(value: Any, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequest(field, f"must be a boolean, not {_kind(value)}")
     return value
 
 
@@ -216,6 +225,7 @@ def _event_in(i: int, value: Any) -> EventIn:
         source=_string(obj.get("source"), f"{where}.source"),
         session_key=_string(obj.get("session_key"), f"{where}.session_key"),
         attributes=dict(attributes),
+        session_end=_bool(obj.get("session_end"), f"{where}.session_end"),
     )
 
 
@@ -234,9 +244,7 @@ def _label_in(i: int, value: Any, kinds: dict[str, tuple[str, tuple]]) -> LabelI
             parsed = _string(raw, field)
             parsed = LABEL_ENUMS.get(parsed, parsed) if kind == "enum" else parsed
         elif kind == "bool":
-            if not isinstance(raw, bool):
-                raise InvalidRequest(field, f"must be a boolean, not {_kind(raw)}")
-            parsed = raw
+            parsed = _bool(raw, field)
         elif kind == "number":
             if isinstance(raw, bool) or not isinstance(raw, int | float):
                 raise InvalidRequest(field, f"must be a number, not {_kind(raw)}")

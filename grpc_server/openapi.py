@@ -106,6 +106,9 @@ def _schemas(max_events: int) -> dict:
                     "description": "the raw line as base64, for bytes that are not UTF-8 (instead of message)"},
             "timestamp": TIME, "source": STR, "session_key": STR,
             "attributes": {"type": "object", "additionalProperties": STR},
+            "session_end": {"type": "boolean", "default": False,
+                            "description": "stream mode: the last event of its session; its end is judged too "
+                                           "(a session result comes back) and its window is dropped"},
         }, required=[], closed=True, description="One log line; set message or raw. camelCase names are accepted."),
         "ScoreRequest": _obj({
             "events": {"type": "array", "items": _ref("Event"), "minItems": 1, "maxItems": max_events},

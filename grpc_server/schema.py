@@ -24,6 +24,7 @@ class EventIn:
     source: str = ""
     session_key: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    session_end: bool = False  # stream mode: the last event of its session (its end is judged, its window dropped)
 
 
 @dataclass(slots=True)

@@ -78,6 +78,7 @@ class _Group:
     session: str
     indices: list[int] = field(default_factory=list)
     contents: list[str] = field(default_factory=list)
+    complete: bool = False  # stream mode: an event marked the session's end
 
 
 class ScoringService:
@@ -125,6 +126,7 @@ class ScoringService:
                 group = groups[(event.source, session)] = _Group(event.source, session)
             group.indices.append(i)
             group.contents.append(record.content)
+            group.complete |= event.session_end
             warnings[i] = notes
         ordered = list(groups.values())
         sessions: list[SessionOut] = []
@@ -133,7 +135,7 @@ class ScoringService:
             if mode == "stream":
                 scores = await self._score_stream(model, ordered, deadline)
             else:
-                scores = await self._submit(model, ordered, [[] for _ in ordered], True, deadline)
+                scores = await self._submit(model, ordered, [[] for _ in ordered], [True] * len(ordered), deadline)
             for group, score in zip(ordered, scores, strict=True):
                 for i, content, key, verdict in zip(
                     group.indices, group.contents, score.keys, score.verdict.events, strict=True
@@ -141,7 +143,7 @@ class ScoringService:
                     results[i] = out_i = _event_out(events[i].id, verdict, key, version, group, warnings[i])
                     if key is None:  # a new template: show the line as the template it would be
                         out_i.template = model.detector.new_template_text(content)
-                if mode == "sequence":
+                if mode == "sequence" or group.complete:
                     sessions.append(_session_out(group, score, model))
         out = ScoreOutput([r for r in results if r is not None], sessions, model.version)
         self._count(out)
@@ -156,9 +158,9 @@ class ScoringService:
             return LogRecord(content=text.rstrip("\r\n"), source=source)
 
     async def _submit(self, model: ServedModel, groups: list[_Group], contexts: list[list[str | None]],
-                      complete: bool, deadline: float | None) -> list[SessionScore]:
-        work = [SessionWork(g.contents, ctx, complete, self._k(g.source)) for g, ctx in zip(groups, contexts,
-                                                                                            strict=True)]
+                      complete: list[bool], deadline: float | None) -> list[SessionScore]:
+        work = [SessionWork(g.contents, ctx, end, self._k(g.source))
+                for g, ctx, end in zip(groups, contexts, complete, strict=True)]
         return await self.scheduler.submit(model, work, deadline)
 
     async def _score_stream(self, model: ServedModel, groups: list[_Group],
@@ -168,11 +170,12 @@ class ScoringService:
             stored = await self.windows.get_many(keys)
             contexts = [list(w["keys"])[-self.window_size:] if w and w.get("version") == model.version else []
                         for w in stored]
-            scores = await self._submit(model, groups, contexts, False, deadline)
+            scores = await self._submit(model, groups, contexts, [g.complete for g in groups], deadline)
             await self.windows.put_many({
                 key: {"version": model.version, "keys": [*ctx, *score.keys][-self.window_size:]}
-                for key, ctx, score in zip(keys, contexts, scores, strict=True)
+                for key, ctx, score, group in zip(keys, contexts, scores, groups, strict=True) if not group.complete
             })
+            await self.windows.delete_many([key for key, group in zip(keys, groups, strict=True) if group.complete])
         return scores
 
     def _k(self, source: str) -> int | None:

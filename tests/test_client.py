@@ -187,6 +187,24 @@ def test_sequence_batching_keeps_keyed_sessions_whole(server, grpc_client, sessi
                                                                        for v in whole_sessions)
 
 
+def test_stream_session_end_through_both_clients(grpc_client, http_client, sessions):
+    """A shipper marks each session's last event; in stream mode the session verdicts come back with it."""
+    chosen = dict(list(sessions.items())[:3])
+    for name, client in (("grpc", grpc_client), ("http", http_client)):
+        events = _events(chosen, f"end-{name}", keyed=True)
+        last = {e["session_key"]: e for e in events}  # each session's last event
+        for e in last.values():
+            e["session_end"] = True
+        _, expected = client.score_sessions(events)  # sequence mode: the whole sessions at once
+        results, verdicts = client.score_sessions(events, mode="stream")
+        assert [r.id for r in results] == [e["id"] for e in events]
+        assert sorted(v.session_key for v in verdicts) == sorted(chosen)
+        by_key = {v.session_key: v for v in expected}
+        for v in verdicts:
+            assert v.anomalous == by_key[v.session_key].anomalous
+            assert v.score == pytest.approx(by_key[v.session_key].score, abs=1e-6)
+
+
 def test_async_client_equals_the_blocking_one(server, grpc_client, sessions):
     events = _events(dict(list(sessions.items())[:4]), "")
 

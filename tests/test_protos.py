@@ -8,7 +8,7 @@ from logwarden.protos.logwarden.v1 import labels_pb2, model_pb2, scoring_pb2, sc
 # Field numbers integrations depend on: changing one breaks every deployed client.
 WIRE = {
     scoring_pb2.Event: {"id": 1, "message": 2, "raw": 3, "timestamp": 4, "source": 5, "session_key": 6,
-                        "attributes": 7},
+                        "attributes": 7, "session_end": 8},
     scoring_pb2.ScoreRequest: {"events": 1, "mode": 2, "request_id": 3},
     scoring_pb2.EventResult: {"id": 1, "status": 2, "error": 3, "error_field": 4, "score": 5, "verdict": 6,
                               "template_id": 7, "template": 8, "new_template": 9, "rank": 10, "surprisal": 11,

@@ -134,6 +134,8 @@ def test_memory_windows_expire_and_evict_least_recently_used():
         await store.put_many({c: {"version": "v", "keys": ["3"]}})
         assert await store.get_many([a, b, c]) == [{"version": "v", "keys": ["1"]}, None,
                                                    {"version": "v", "keys": ["3"]}]
+        await store.delete_many([c, window_key("src", "absent")])
+        assert await store.get_many([a, c]) == [{"version": "v", "keys": ["1"]}, None]
         now[0] = 11
         assert await store.get_many([a, c]) == [None, None]
         assert len(store) == 0

@@ -259,6 +259,7 @@ def test_a_bad_event_does_not_fail_the_batch(server, port):
         {"id": "both", "message": line, "raw": base64.b64encode(b"x").decode()},
         {"id": "raw", "raw": latin1.rstrip("=").replace("+", "-").replace("/", "_"), "sessionKey": "blk_1"},
         "not an object",
+        {"id": "bad-end", "message": line, "session_end": "yes"},
     ]
     status, _, body = call(port, "POST", "/v1/score", {"events": events})
     assert status == 200
@@ -267,12 +268,29 @@ def test_a_bad_event_does_not_fail_the_batch(server, port):
     fields = {r["id"]: r["error_field"] for r in results if r["status"] == "invalid"}
     assert fields == {"no-message": "events[1].message", "bad-time": "events[2].timestamp",
                       "bad-raw": "events[3].raw", "bad-attr": "events[4].attributes['k']",
-                      "typo": "events[5].mesage", "both": "events[6].message", "": "events[8]"}
+                      "typo": "events[5].mesage", "both": "events[6].message", "": "events[8]",
+                      "bad-end": "events[9].session_end"}
     assert results[1]["source"] == "s" and all(r["verdict"] == "" for r in results if r["status"] == "invalid")
     assert results[0]["status"] == "scored" and results[7]["status"] == "scored"
     assert results[7]["session_key"] == "blk_1" and any("UTF-8" in w for w in results[7]["warnings"])
     text = server.server.metrics.render()[0].decode()
     assert re.search(r'logwarden_events_total\{model_version="[^"]+",status="invalid"\} ([7-9]|\d\d)', text)
+
+
+def test_stream_session_end_over_http(port):
+    """A shipper that knows a session is over (sessionEnd, proto JSON's camelCase) gets its end judged."""
+    lines = [
+        "081109 203615 148 INFO dfs.DataNode$PacketResponder: Received block blk_77 of size 67108864 from /10.0.0.1",
+        "081109 203615 149 INFO dfs.FSNamesystem: BLOCK* NameSystem.allocateBlock: /user/root/part-0 blk_77",
+    ]
+    events = [{"id": str(i), "message": m, "source": "http-end"} for i, m in enumerate(lines)]
+    status, _, body = call(port, "POST", "/v1/score", {"events": events[:1]})
+    assert status == 200 and body["sessions"] == []
+    status, _, body = call(port, "POST", "/v1/score", {"events": [{**events[1], "sessionEnd": True}]})
+    assert status == 200
+    (session,) = body["sessions"]
+    assert session["session_key"] == "blk_77" and session["end"]["template"] == "<end of session>"
+    assert session["end"]["verdict"] == "anomalous" and session["reason"]
 
 
 def test_oversized_bodies_get_413(port):

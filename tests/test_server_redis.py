@@ -88,13 +88,16 @@ def test_store_round_trip_and_unreadable_values(redis_server):
             await store.client.set("logwarden:test:c", b"not json")
             got = await store.get_many(["a", "missing", "b", "c"])
             ttl = await store.client.pttl("logwarden:test:a")
+            await store.delete_many(["a", "missing"])  # a session that ended; an absent key is no error
+            after = await store.get_many(["a", "b"])
         finally:
             await store.close()
-        return got, ttl
+        return got, ttl, after
 
-    got, ttl = asyncio.run(scenario())
+    got, ttl, after = asyncio.run(scenario())
     assert got == [{"version": "v1", "keys": ["1", None]}, None, {"version": "v1", "keys": []}, None]
     assert 0 < ttl <= 5000
+    assert after == [None, {"version": "v1", "keys": []}]
 
 
 def test_bad_url_is_refused_without_echoing_it():

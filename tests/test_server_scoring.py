@@ -113,6 +113,37 @@ def test_stream_mode_across_messages_equals_sequence_mode(channel, sessions, eng
     _check_stream_results(results, blocks, engine)
 
 
+def test_stream_mode_session_end_judges_the_end_and_forgets_the_window(channel, sessions, engine):
+    blocks = list(sessions)[24:30]
+    stub = pbg.ScoringServiceStub(channel)
+    messages = _chunks(sessions, blocks)
+    for event in messages[-1]:  # the last piece of every session carries its end (any event of it may)
+        event.session_end = True
+    responses = [stub.Score(pb.ScoreRequest(events=events, mode=pb.SCORING_MODE_STREAM)) for events in messages]
+    assert [len(r.sessions) for r in responses] == [0, 0, len(blocks)]
+    _check_stream_results([r for resp in responses for r in resp.results], blocks, engine)
+    ended = {s.session_key: s for s in responses[-1].sessions}
+    assert list(ended) == blocks
+    for b in blocks:  # the end is judged as in sequence mode, from the whole session's context
+        assert ended[b].end.score == pytest.approx(engine[b].end.score, abs=1e-5)
+        assert (ended[b].end.verdict == pb.VERDICT_ANOMALOUS) == engine[b].end.anomalous
+    # the windows are gone: the same block ids start new sessions (first event scored without context)
+    again = [pb.Event(id=f"{b}#0", message=sessions[b][0], source="stream-test") for b in blocks]
+    for r in stub.Score(pb.ScoreRequest(events=again, mode=pb.SCORING_MODE_STREAM)).results:
+        _assert_event_matches(r, engine[r.id.split("#")[0]].events[0])
+
+
+def test_stream_mode_session_cut_short_ended_early(channel, sessions, engine):
+    block = next(b for b in sessions if not engine[b].anomalous)
+    events = [pb.Event(id=f"cut#{i}", message=line, source="cut") for i, line in enumerate(sessions[block][:2])]
+    events[-1].session_end = True
+    response = pbg.ScoringServiceStub(channel).Score(pb.ScoreRequest(events=events, mode=pb.SCORING_MODE_STREAM))
+    assert all(r.verdict == pb.VERDICT_NORMAL for r in response.results)
+    (session,) = response.sessions
+    assert session.verdict == pb.VERDICT_ANOMALOUS and session.end.verdict == pb.VERDICT_ANOMALOUS
+    assert session.reason.startswith("session ended early") and session.events == 2
+
+
 def test_bidirectional_stream(server, sessions, engine):
     blocks = list(sessions)[12:24]
     messages = [pb.ScoreRequest(events=[pb.Event(id=e.id, message=e.message, source="bidi") for e in events],

@@ -35,5 +35,9 @@ class WindowStore(ABC):
         """Store (replace) windows and restart their TTL."""
 
     @abstractmethod
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Forget the windows of ``keys`` (sessions that ended); absent keys are ignored."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release connections."""

@@ -49,6 +49,10 @@ class MemoryWindowStore(WindowStore):
                 break
             del self._data[oldest_key]
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+
     async def close(self) -> None:
         self._data.clear()
 

@@ -81,6 +81,10 @@ class RedisWindowStore(WindowStore):
             pipe.set(self.prefix + key, json.dumps(window, separators=(",", ":")), px=self.ttl_ms)
         await self._run(pipe.execute())
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._run(self.client.delete(*(self.prefix + k for k in keys)))
+
     async def close(self) -> None:
         await self.client.aclose()
 

@@ -12,7 +12,8 @@
 ``LogWardenClient`` speaks gRPC (``AsyncLogWardenClient`` is the ``grpc.aio`` twin); ``HttpClient`` speaks
 the HTTP/JSON gateway and imports nothing outside the standard library (this package imports grpcio only
 when ``LogWardenClient`` is first used). Events are ``Event`` objects, raw lines, or dicts with Event's
-fields (``id``, ``message`` | ``raw``, ``source``, ``session_key``, ``timestamp``, ``attributes``).
+fields (``id``, ``message`` | ``raw``, ``source``, ``session_key``, ``timestamp``, ``attributes``,
+``session_end``: in stream mode, the session's last event; its end is judged and a session verdict comes back).
 
 **Fail-open contract (never lose an event).** ``score`` and ``score_sessions`` return exactly one
 ``ScoredEvent`` per input event, in input order, carrying the caller's ``id``, and do not raise for

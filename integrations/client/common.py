@@ -26,10 +26,11 @@ class Event:
     session_key: str = ""
     timestamp: float | None = None  # epoch seconds
     attributes: dict[str, str] = field(default_factory=dict)
+    session_end: bool = False  # stream mode: the last event of its session (the server judges its end)
 
 
 EventLike = Union[Event, str, Mapping[str, Any]]  # noqa: UP007 - evaluated at run time on Python 3.9 too
-EVENT_FIELDS = ("id", "message", "raw", "source", "session_key", "timestamp", "attributes")
+EVENT_FIELDS = ("id", "message", "raw", "source", "session_key", "timestamp", "attributes", "session_end")
 
 
 def as_event(value: EventLike) -> Event:
@@ -53,7 +54,8 @@ def as_event(value: EventLike) -> Event:
         message = str(message)
     return Event(id=_text(value.id), message=message, raw=raw, source=_text(value.source),
                  session_key=_text(value.session_key), timestamp=_epoch(value.timestamp),
-                 attributes={str(k): _text(v) for k, v in (value.attributes or {}).items()})
+                 attributes={str(k): _text(v) for k, v in (value.attributes or {}).items()},
+                 session_end=bool(value.session_end))
 
 
 def _text(value: Any) -> str:

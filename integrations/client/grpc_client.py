@@ -112,10 +112,11 @@ class LogWardenClient(_Base):
         """One result per event, in input order, with the caller's ids; unscored ones say why."""
         return self._score(events, mode, budget_s)[0]
 
-    def score_sessions(self, events: Iterable[EventLike], *,
+    def score_sessions(self, events: Iterable[EventLike], *, mode: str = "sequence",
                        budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        """Sequence mode: the events' results and one verdict per scored session."""
-        return self._score(events, "sequence", budget_s)
+        """The events' results and the session verdicts: one per session in sequence mode; in stream
+        mode one per session an event ended (``session_end``)."""
+        return self._score(events, mode, budget_s)
 
     def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         plan, messages = self._plan(events, mode)
@@ -181,9 +182,9 @@ class AsyncLogWardenClient(_Base):
                     budget_s: float | None = None) -> list[ScoredEvent]:
         return (await self._score(events, mode, budget_s))[0]
 
-    async def score_sessions(self, events: Iterable[EventLike], *,
+    async def score_sessions(self, events: Iterable[EventLike], *, mode: str = "sequence",
                              budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        return await self._score(events, "sequence", budget_s)
+        return await self._score(events, mode, budget_s)
 
     async def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         plan, messages = self._plan(events, mode)
@@ -247,7 +248,8 @@ def _pushback(exc: grpc.RpcError) -> float | None:
 
 
 def _event_pb(e: Event) -> pb.Event:
-    out = pb.Event(id=e.id, source=e.source, session_key=e.session_key, attributes=e.attributes)
+    out = pb.Event(id=e.id, source=e.source, session_key=e.session_key, attributes=e.attributes,
+                   session_end=e.session_end)
     if e.raw is not None:
         out.raw = e.raw
     else:

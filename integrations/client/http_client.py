@@ -84,10 +84,11 @@ class HttpClient:
         """One result per event, in input order, with the caller's ids; unscored ones say why."""
         return self._score(events, mode, budget_s)[0]
 
-    def score_sessions(self, events: Iterable[EventLike], *,
+    def score_sessions(self, events: Iterable[EventLike], *, mode: str = "sequence",
                        budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        """Sequence mode: the events' results and one verdict per scored session."""
-        return self._score(events, "sequence", budget_s)
+        """The events' results and the session verdicts: one per session in sequence mode; in stream
+        mode one per session an event ended (``session_end``)."""
+        return self._score(events, mode, budget_s)
 
     def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         check_mode(mode)
@@ -188,7 +189,7 @@ def _event_json(e: Event) -> dict[str, Any]:
         out["raw"] = base64.b64encode(e.raw).decode()
     else:
         out["message"] = e.message or ""
-    for name in ("source", "session_key", "timestamp", "attributes"):
+    for name in ("source", "session_key", "timestamp", "attributes", "session_end"):
         value = getattr(e, name)
         if value:
             out[name] = value
