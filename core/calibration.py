@@ -29,8 +29,8 @@ class Calibration:
     temperature: float  # margin scale of the [0, 1] score: score = sigmoid(margin / temperature)
     n_sessions: int
     n_events: int
-    # A session's end is anomalous when its surprisal exceeds this; None (models of format 1.x):
-    # the end is judged like any event, by top-K.
+    # A session's end is anomalous when its surprisal exceeds this; None (models saved before end
+    # thresholds existed): the end is judged like any event, by top-K.
     end_surprisal: float | None = None
 
     def to_dict(self) -> dict:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from safetensors.torch import load_file
 from transformers import GPT2LMHeadModel
 
@@ -223,23 +222,24 @@ class Detector:
 
     def _verdict(self, keys, tokens, raw, k: int) -> SessionVerdict:
         cal = self.calibration
-        scores = scores_from_margins(raw.margin, cal.temperature)
+        margins = raw.margin
+        if cal.end_surprisal is not None and len(margins) and tokens[raw.positions[-1]] == EOS:
+            # Could the session end here? Judged by probability (see calibration): the end's margin is
+            # how far its surprisal exceeds the least likely normal end.
+            margins = margins.copy()
+            margins[-1] = -raw.logp[-1] - cal.end_surprisal
+        scores = scores_from_margins(margins, cal.temperature)
         verdicts: list[EventVerdict] = []
         for i, pos in enumerate(raw.positions):
             token = tokens[pos]
             key = keys[pos - 1] if pos - 1 < len(keys) else None
-            surprisal = float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf
-            anomalous, score = bool(raw.margin[i] > 0), float(scores[i])
-            if token == EOS and cal.end_surprisal is not None:  # could the session end here? (see calibration)
-                excess = surprisal - cal.end_surprisal
-                anomalous = excess > 0
-                score = float(scores_from_margins(np.array([excess]), cal.temperature)[0])
+            anomalous = bool(margins[i] > 0)
             verdict = EventVerdict(
                 key=key,
                 template="<end of session>" if token == EOS else self.template(key),
                 rank=int(raw.ranks[i]),
-                surprisal=surprisal,
-                score=score,
+                surprisal=float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf,
+                score=float(scores[i]),
                 anomalous=anomalous,
             )
             if anomalous:

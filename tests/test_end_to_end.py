@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from support import sessions_by_block
@@ -99,3 +100,16 @@ def test_a_session_cut_short_is_flagged_as_ended_early_whatever_k(model_root):
     assert all(v.end.score > 0.5 and "p(end)" in v.reason for v in verdicts)
     # an open session (stream mode) has no end yet: the same events pass
     assert not any(v.anomalous for v in detector.score_keys(cut, complete=False))
+
+
+def test_models_saved_before_end_thresholds_judge_the_end_by_k(model_root):
+    detector = Detector.load(model_root)
+    fmt = get_format(detector.line_format)
+    detector.calibration = dataclasses.replace(detector.calibration, end_surprisal=None)
+    cut = [
+        [detector.parse(fmt.parse(line)).key for line in lines][:2]
+        for lines in sessions_by_block(10, seed=5, anomaly_rate=0.0).values()
+    ]
+    assert not any(v.anomalous for v in detector.score_keys(cut, k=len(detector.vocab)))
+    flagged = [v for v in detector.score_keys(cut, k=1) if v.end.anomalous]
+    assert flagged and all(v.end.reason.startswith("session ended after") and "rank" in v.end.reason for v in flagged)
