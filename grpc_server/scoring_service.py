@@ -19,8 +19,13 @@ not match is scored with the whole line as content and a warning. The session is
 ``session_key``, else the one the model's session rule finds in the line, else the source.
 
 *stream* mode continues each (source, session) from its stored window (the last ``window_size`` keys,
-context only, no end-of-session check); *sequence* mode scores each (source, session) group of the
-request as a complete session, keeps no state, and adds one ``SessionOut`` per session.
+context only; an event with ``session_end`` also gets the end judged, a ``SessionOut``, and its window
+dropped); *sequence* mode scores each (source, session) group of the request as a complete session,
+keeps no state, and adds one ``SessionOut`` per session. For models whose sessions are count or time
+windows, sequence mode cuts each source's events (without a ``session_key``) into windows exactly as
+training did (time windows need each event's time: from the line or ``timestamp``); with overlapping
+windows an event's result comes from the first window holding it. Stream mode keeps one window per
+source for them (the last ``window_size`` keys), an approximation of the training windows.
 
 Plug-ins: ``k_lookup(source) -> int | None`` overrides the calibrated top-K per source (labels
 recalibrate it; it must not block), ``labels`` is the label store (``LabelSink``; the server's is
@@ -38,7 +43,8 @@ from typing import Protocol
 
 from logwarden.core.detector import EventVerdict
 from logwarden.core.records import LogRecord, LogWardenError
-from logwarden.core.sessions import session_key
+from logwarden.core.sessions import Event as ParsedEvent
+from logwarden.core.sessions import build_sessions, session_key
 from logwarden.grpc_server.errors import DeadlineExceeded, InvalidRequest, ServiceError, Unimplemented
 from logwarden.grpc_server.locks import KeyedLocks
 from logwarden.grpc_server.metrics import ServerMetrics
@@ -108,8 +114,11 @@ class ScoringService:
             raise InvalidRequest("mode", f"unknown mode {mode!r}: use stream or sequence")
         check_batch(events, self.limits)
         model = self.holder.current  # pinned for the whole call, even across a reload
+        rule = model.detector.rule
+        windowed = mode == "sequence" and rule.kind in ("count", "time")  # sessions are windows of a source
         results: list[EventOut | None] = [None] * len(events)
         groups: dict[tuple[str, str], _Group] = {}
+        to_window: dict[str, list[ParsedEvent]] = {}
         warnings: dict[int, list[str]] = {}
         for i, event in enumerate(events):
             try:
@@ -119,15 +128,31 @@ class ScoringService:
                                       model_version=model.version, source=event.source,
                                       session_key=event.session_key)
                 continue
-            record = self._parse(model, text, event.source, notes)
-            session = event.session_key or session_key(model.detector.rule, record, model.key_pattern) or event.source
+            record = self._parse(model, text, event.source, notes, times=windowed and rule.kind == "time")
+            warnings[i] = notes
+            if windowed and not event.session_key:
+                record.line_no = i  # where the window's events came from in the request
+                if record.timestamp is None:
+                    record.timestamp = event.timestamp
+                if rule.kind == "time" and record.timestamp is None:
+                    results[i] = EventOut(id=event.id, status=INVALID, error_field=f"events[{i}].timestamp",
+                                          error="this model's sessions are time windows: send a timestamp (or a "
+                                                "line whose format carries one)", model_version=model.version,
+                                          source=event.source)
+                    continue
+                to_window.setdefault(event.source, []).append(ParsedEvent(record, None))
+                continue
+            session = event.session_key or session_key(rule, record, model.key_pattern) or event.source
             group = groups.get((event.source, session))
             if group is None:
                 group = groups[(event.source, session)] = _Group(event.source, session)
             group.indices.append(i)
             group.contents.append(record.content)
             group.complete |= event.session_end
-            warnings[i] = notes
+        for window in build_sessions([e for evs in to_window.values() for e in evs], rule):
+            groups[(window.source, window.key)] = _Group(window.source, window.key,
+                                                          [e.record.line_no for e in window.events],
+                                                          [e.record.content for e in window.events])
         ordered = list(groups.values())
         sessions: list[SessionOut] = []
         version = model.version
@@ -140,6 +165,8 @@ class ScoringService:
                 for i, content, key, verdict in zip(
                     group.indices, group.contents, score.keys, score.verdict.events, strict=True
                 ):
+                    if results[i] is not None:  # overlapping windows: an event's verdict is from its first window
+                        continue
                     results[i] = out_i = _event_out(events[i].id, verdict, key, version, group, warnings[i])
                     if key is None:  # a new template: show the line as the template it would be
                         out_i.template = model.detector.new_template_text(content)
@@ -149,9 +176,9 @@ class ScoringService:
         self._count(out)
         return out
 
-    def _parse(self, model: ServedModel, text: str, source: str, notes: list[str]) -> LogRecord:
+    def _parse(self, model: ServedModel, text: str, source: str, notes: list[str], times: bool) -> LogRecord:
         try:
-            return model.fmt.parse(text, source, times=False)  # sessions here never come from time windows
+            return model.fmt.parse(text, source, times=times)  # only time windows need the line's time
         except LogWardenError:
             notes.append(f"message does not match the model's line format {model.fmt.spec!r}; "
                          "the whole message was scored as content")
