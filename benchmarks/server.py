@@ -230,6 +230,8 @@ def start_profiler(pid: int, seconds: float) -> subprocess.Popen | None:
     if not out:
         return None
     spy = Path(sys.executable).with_name("py-spy")
+    if not spy.is_file():
+        raise SystemExit(f"LOGWARDEN_BENCH_PROFILE needs py-spy beside {sys.executable} (pip install py-spy)")
     cmd = [str(spy), "record", "-p", str(pid), "-d", str(max(1, int(seconds) - 1)), "-r", "200", "-f", "raw",
            "--threads", "--nonblocking", "-o", out]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
