@@ -64,12 +64,11 @@ def worst_surprisal(verdict) -> float:
     return min(max(values, default=0.0), 1e9)
 
 
-def ceilings(detector, verdicts, y, w) -> dict:
+def ceilings(verdicts, y, w) -> dict:
     """Hindsight F1 (threshold picked with the test labels) of K with the model's end rule, and of the
     worst surprisal alone: how far the honestly calibrated result is from what these scores allow."""
-    end = detector.calibration.end_surprisal
     scores = {
-        "k": [1e9 if ended_early(v, end) else worst_event_rank(v) for v in verdicts],
+        "k": [1e9 if ended_early(v) else worst_event_rank(v) for v in verdicts],
         "surprisal": [worst_surprisal(v) for v in verdicts],
     }
     ceiling = {}
@@ -88,10 +87,8 @@ def worst_event_rank(verdict) -> int:
     return max((e.rank for e in verdict.events), default=0)
 
 
-def ended_early(verdict, end_surprisal: float | None) -> bool:
-    if verdict.end is None:
-        return False
-    return verdict.end.anomalous if end_surprisal is None else verdict.end.surprisal > end_surprisal
+def ended_early(verdict) -> bool:
+    return verdict.end is not None and verdict.end.anomalous
 
 
 def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
@@ -99,11 +96,10 @@ def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
 
     The end-of-session threshold is the model's (it flags no validation session); K varies.
     """
-    end = detector.calibration.end_surprisal
     val_verdicts = score_all(detector, val)
     val_worst = np.array([worst_event_rank(v) for v in val_verdicts])
     test_worst = np.array([worst_event_rank(v) for v in test_verdicts])
-    test_ended = np.array([ended_early(v, end) for v in test_verdicts])
+    test_ended = np.array([ended_early(v) for v in test_verdicts])
     rows = []
     for target in SWEEP:
         k, val_fpr = choose_k(val_worst, target, len(detector.vocab))
@@ -167,7 +163,7 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
     )
     print(f"  report: {report['html']}")
     sweep = target_sweep(detector, fit.val_sessions, verdicts, y, w)
-    ceiling = ceilings(detector, verdicts, y, w)
+    ceiling = ceilings(verdicts, y, w)
     return {
         "protocol": name,
         **{k: metrics.to_dict()[k] for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn")},

@@ -429,6 +429,19 @@ class HttpGateway:
         except TimeoutError:
             raise DeadlineExceeded("deadline exceeded while scoring") from None
 
+    def _batch(self, body: dict, name: str) -> list:
+        """``body[name]``: a non-empty array within the per-request limit."""
+        items = body.get(name)
+        if not isinstance(items, list):
+            raise InvalidRequest(name, "missing or not an array" if items is None else
+                                 f"must be an array, not {_kind(items)}")
+        if not items:
+            raise InvalidRequest(name, "empty batch: send at least one item")
+        if len(items) > self.service.limits.max_events:
+            raise InvalidRequest(name, f"{len(items)} items exceed the limit of "
+                                 f"{self.service.limits.max_events} per request")
+        return items
+
     # handlers
 
     async def score(self, request: web.Request) -> web.Response:
@@ -444,15 +457,7 @@ class HttpGateway:
             mode = None if isinstance(raw_mode, bool | float | list | dict) else ENUM_MODES.get(raw_mode)
         if mode is None:
             raise InvalidRequest("mode", "unknown mode: use stream or sequence")
-        events = body.get("events")
-        if not isinstance(events, list):
-            raise InvalidRequest("events", "missing or not an array" if events is None else
-                                 f"must be an array, not {_kind(events)}")
-        if not events:
-            raise InvalidRequest("events", "empty batch: send at least one item")
-        if len(events) > self.service.limits.max_events:
-            raise InvalidRequest("events", f"{len(events)} items exceed the limit of "
-                                 f"{self.service.limits.max_events} per request")
+        events = self._batch(body, "events")
         decoded: list[EventIn | InvalidRequest] = []
         for i, value in enumerate(events):
             try:
@@ -544,15 +549,7 @@ class HttpGateway:
         if self.service.labels is None:
             raise Unimplemented("this server has no label store configured (set label_db)")
         body = _fields(_object(await self._json(request), "body"), ("labels",), "")
-        items = body.get("labels")
-        if not isinstance(items, list):
-            raise InvalidRequest("labels", "missing or not an array" if items is None else
-                                 f"must be an array, not {_kind(items)}")
-        if not items:
-            raise InvalidRequest("labels", "empty batch: send at least one item")
-        if len(items) > self.service.limits.max_events:
-            raise InvalidRequest("labels", f"{len(items)} items exceed the limit of "
-                                 f"{self.service.limits.max_events} per request")
+        items = self._batch(body, "labels")
         decoded: list[LabelIn | InvalidRequest] = []
         kinds = label_fields()
         for i, value in enumerate(items):

@@ -64,7 +64,8 @@ class EventOut:
 
 @dataclass(slots=True)
 class SessionOut:
-    """The verdict for one whole session (sequence mode)."""
+    """The verdict for one whole session (sequence mode), or for a stream-mode request's part of a
+    session and its end (an event with ``session_end``)."""
 
     source: str
     session_key: str

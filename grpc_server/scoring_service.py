@@ -118,7 +118,7 @@ class ScoringService:
         windowed = mode == "sequence" and rule.kind in ("count", "time")  # sessions are windows of a source
         results: list[EventOut | None] = [None] * len(events)
         groups: dict[tuple[str, str], _Group] = {}
-        to_window: dict[str, list[ParsedEvent]] = {}
+        to_window: list[ParsedEvent] = []  # build_sessions cuts them into windows per source
         warnings: dict[int, list[str]] = {}
         for i, event in enumerate(events):
             try:
@@ -140,7 +140,7 @@ class ScoringService:
                                                 "line whose format carries one)", model_version=model.version,
                                           source=event.source)
                     continue
-                to_window.setdefault(event.source, []).append(ParsedEvent(record, None))
+                to_window.append(ParsedEvent(record, None))
                 continue
             session = event.session_key or session_key(rule, record, model.key_pattern) or event.source
             group = groups.get((event.source, session))
@@ -149,7 +149,7 @@ class ScoringService:
             group.indices.append(i)
             group.contents.append(record.content)
             group.complete |= event.session_end
-        for window in build_sessions([e for evs in to_window.values() for e in evs], rule):
+        for window in build_sessions(to_window, rule):
             groups[(window.source, window.key)] = _Group(window.source, window.key,
                                                           [e.record.line_no for e in window.events],
                                                           [e.record.content for e in window.events])

@@ -134,7 +134,8 @@ class ScoredEvent:
 
 @dataclass
 class SessionVerdict:
-    """Sequence mode: the verdict for one whole session."""
+    """The verdict for one whole session (sequence mode), or for a stream-mode request's part of a
+    session and its end (an event with ``session_end``)."""
 
     source: str
     session_key: str
