@@ -5,8 +5,11 @@ the K likeliest. *Could the session end here?* A yes/no question that ranks answ
 session's second event the end may rank 7th among keys while being 10,000 times less likely than at
 any normal end), so the end is judged by its surprisal: a session ended early when the model finds
 ending there less likely than at the least likely end of any normal validation session (and than 1%).
-With that end threshold fixed (it flags no validation session), K is the smallest number of likeliest
-next keys for which at most ``target_fpr`` of the normal validation sessions are flagged.
+*Has this set of templates been seen together?* A complete session whose template combination is
+rare in normal training is flagged too (``logwarden.core.combinations``), when that check flags at
+most ``target_fpr`` of the validation sessions. With the end threshold and the combination check
+fixed, K is the smallest number of likeliest next keys for which at most ``target_fpr`` of the normal
+validation sessions are flagged by any of the checks.
 Test labels never enter here.
 """
 
@@ -32,13 +35,16 @@ class Calibration:
     # A session's end is anomalous when its surprisal exceeds this; None (models saved before end
     # thresholds existed): the end is judged like any event, by top-K.
     end_surprisal: float | None = None
+    # Share of normal validation sessions whose template combination was rare (see combinations);
+    # None: the combination check was not run (models saved before it, or switched off).
+    combination_fpr: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        optional = {"end_surprisal"}
+        optional = {"end_surprisal", "combination_fpr"}
         return cls(**{f: data[f] for f in cls.__dataclass_fields__ if f in data or f not in optional})
 
 
@@ -58,7 +64,8 @@ def end_threshold(end_surprisals: Sequence[float]) -> float | None:
 def choose_k(session_max_ranks: Sequence[float], target_fpr: float, vocab_size: int) -> tuple[int, float]:
     """Smallest K flagging at most ``target_fpr`` of normal sessions; returns (K, achieved FPR).
 
-    ``session_max_ranks`` holds, per normal validation session, the worst rank of any of its events.
+    ``session_max_ranks`` holds, per normal validation session, the worst rank of any of its events
+    (``inf`` for a session that another check flags whatever K).
     """
     if not 0.0 <= target_fpr < 1.0:
         raise LogWardenError(f"target false-positive rate must be in [0, 1), got {target_fpr}")

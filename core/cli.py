@@ -73,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-template-sessions",
         type=int,
         default=5,
-        help="templates in fewer normal training sessions are not modelled and alert like new ones",
+        help="templates (and sets of templates) in fewer normal training sessions are rare and alert like new ones",
+    )
+    m.add_argument(
+        "--no-combinations",
+        dest="check_combinations",
+        action="store_false",
+        help="do not judge a complete session's set of templates (by default a rare combination alerts, when "
+        "calibration finds that check within the target false-positive rate)",
     )
     m.add_argument("--seed", type=int, default=7)
     m.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -223,6 +230,7 @@ def cmd_train(args) -> int:
         val_fraction=args.val_fraction,
         target_fpr=args.target_fpr,
         min_template_sessions=args.min_template_sessions,
+        check_combinations=args.check_combinations,
     )
     stats = ReadStats()
     parser = TemplateParser(ParserConfig(sim_th=args.sim_th, depth=args.depth))
@@ -248,6 +256,8 @@ def cmd_train(args) -> int:
                 "val_sessions": fit.n_val,
                 "k": cal.k,
                 "end_surprisal": None if cal.end_surprisal is None else round(cal.end_surprisal, 4),
+                "combinations": None if fit.detector.combinations is None else len(fit.detector.combinations),
+                "combination_fpr": cal.combination_fpr,
                 "validation_fpr": cal.validation_fpr,
                 "best_val_loss": round(fit.train_result.best_val_loss, 5),
                 "train_seconds": round(fit.train_result.seconds, 1),
@@ -367,6 +377,9 @@ def cmd_info(args) -> int:
     cfg = dict(files.config)
     cfg.pop("vocab", None)
     cfg.get("metrics", {}).pop("history", None)
+    if cfg.get("combinations"):  # the list itself is long; its size says enough here
+        combinations = cfg["combinations"]
+        cfg["combinations"] = {"min_sessions": combinations["min_sessions"], "known": len(combinations["known"])}
     cfg["versions"] = artifact.list_versions(files.path.parent)
     print(json.dumps(cfg, indent=2))
     return 0

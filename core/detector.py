@@ -2,8 +2,9 @@
 
 Per event it reports the rank of the observed key among the model's predictions, its surprisal,
 a score in [0, 1] (0.5 is the decision boundary) and, when anomalous, the reason and the templates
-the model expected instead. A complete session's end is judged too (could it end here?). A session
-is anomalous when any of its events, or its end, is.
+the model expected instead. A complete session's end is judged too (could it end here?), and so is its
+set of templates (is it an established normal combination?). A session is anomalous when any of its
+events, its end or its combination is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transformers import GPT2LMHeadModel
 from logwarden.core import artifact
 from logwarden.core.backends import Backend, OnnxBackend, TorchBackend
 from logwarden.core.calibration import Calibration, scores_from_margins
+from logwarden.core.combinations import RARE_COMBINATION, Combinations
 from logwarden.core.detection import score_sequences
 from logwarden.core.model import ModelConfig, build_model
 from logwarden.core.records import LogRecord, LogWardenError
@@ -75,6 +77,7 @@ class SessionVerdict:
     score: float
     anomalous: bool
     reason: str
+    combination: str = ""  # why the session's set of templates is anomalous ("" when it is not, or unjudged)
 
     @property
     def n_anomalous(self) -> int:
@@ -96,6 +99,7 @@ class Detector:
         config: dict | None = None,
         backend: Backend | None = None,
         path: Path | None = None,
+        combinations: Combinations | None = None,
     ) -> None:
         self.model = model
         self.model_config = model_config
@@ -106,6 +110,7 @@ class Detector:
         self.config = config or {}
         self.backend = backend or TorchBackend(model)
         self.path = path
+        self.combinations = combinations  # None: the whole-session combination check is off
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -118,6 +123,7 @@ class Detector:
             vocab = Vocab(cfg["vocab"])
             calibration = Calibration.from_dict(cfg["calibration"])
             rule = SessionRule.from_dict(cfg["sessions"])
+            combinations = Combinations.from_dict(cfg["combinations"]) if cfg.get("combinations") else None
         except (TypeError, KeyError, ValueError) as exc:
             raise LogWardenError(f"corrupt model {files.path}: config.json has bad settings ({exc})") from exc
         parser = TemplateParser.from_state(artifact.read_json(files.path / artifact.PARSER))
@@ -145,6 +151,7 @@ class Detector:
             config=cfg,
             backend=engine,
             path=files.path,
+            combinations=combinations,
         )
 
     @property
@@ -198,13 +205,16 @@ class Detector:
         k: int | Sequence[int] | None = None,
         starts: Sequence[int] | None = None,
         n_expected: int = 3,
+        whole: Sequence[bool] | None = None,
     ) -> list[SessionVerdict]:
         """Verdicts for sessions given as key sequences (None = new template).
 
         ``complete`` sessions also get their end checked (did the session stop where normal ones
-        do?). ``k`` overrides the calibrated K, per session when a sequence is given. ``starts``
-        (stream mode) gives per session the index of the first event to score: earlier events are
-        context only and get no verdict.
+        do?) and their set of templates (is it an established combination?). ``k`` overrides the
+        calibrated K, per session when a sequence is given. ``starts`` (stream mode) gives per session
+        the index of the first event to score: earlier events are context only and get no verdict.
+        ``whole`` says per session whether its keys are all of it (stream mode: not once its window
+        dropped early keys); a complete session's combination is judged only then (default: all are).
         """
         cal = self.calibration
         ks = [cal.k] * len(sessions) if k is None else ([k] * len(sessions) if isinstance(k, int) else list(k))
@@ -218,9 +228,13 @@ class Detector:
         raw = score_sequences(
             self.backend, tokens, max_len=self.model_config.max_len, k=ks, starts=first, n_expected=n_expected
         )
-        return [self._verdict(keys, toks, r, kk) for keys, toks, r, kk in zip(sessions, tokens, raw, ks, strict=True)]
+        judge = ends if whole is None else [end and all_keys for end, all_keys in zip(ends, whole, strict=True)]
+        return [
+            self._verdict(keys, toks, r, kk, combination)
+            for keys, toks, r, kk, combination in zip(sessions, tokens, raw, ks, judge, strict=True)
+        ]
 
-    def _verdict(self, keys, tokens, raw, k: int) -> SessionVerdict:
+    def _verdict(self, keys, tokens, raw, k: int, judge_combination: bool) -> SessionVerdict:
         cal = self.calibration
         margins = raw.margin
         if cal.end_surprisal is not None and len(margins) and tokens[raw.positions[-1]] == EOS:
@@ -252,15 +266,37 @@ class Detector:
         end = verdicts.pop() if verdicts and tokens[-1] == EOS and raw.positions[-1] == len(tokens) - 1 else None
         everything = [*verdicts, *([end] if end else [])]
         worst = max(everything, key=lambda v: v.score, default=None)
-        anomalous = any(v.anomalous for v in everything)
         first = next((v for v in everything if v.anomalous), None)
+        combination = self._combination_reason(keys) if judge_combination else ""
         return SessionVerdict(
             events=verdicts,
             end=end,
-            score=worst.score if worst else 0.0,
-            anomalous=anomalous,
-            reason=first.reason if first else "",
+            score=1.0 if combination else (worst.score if worst else 0.0),
+            anomalous=first is not None or bool(combination),
+            reason=first.reason if first else combination,
+            combination=combination,
         )
+
+    def _combination_reason(self, keys) -> str:
+        """Why a complete session's set of templates is anomalous, or "" when it is an established one."""
+        if self.combinations is None or not keys or not self.combinations.is_rare(keys):
+            return ""
+        n = len({k for k in keys if k is not None})
+        text = (
+            f"{RARE_COMBINATION}: fewer than {self.combinations.min_sessions} normal training sessions had "
+            f"these {n} templates together"
+        )
+        closest = self.combinations.closest(keys)
+        if closest is None:
+            return text
+        parts = [f"with {self._quote(closest.extra)}" if closest.extra else ""]
+        parts.append(f"without {self._quote(closest.missing)}" if closest.missing else "")
+        closest_text = " and ".join(p for p in parts if p)
+        return f"{text}; the closest normal combination ({closest.sessions} sessions) differs: {closest_text}"
+
+    def _quote(self, keys: Sequence[str], limit: int = 3) -> str:
+        shown = ", ".join(f"'{self.template(k)}'" for k in keys[:limit])
+        return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
     def _token_template(self, token: int) -> str:
         return "<end of session>" if token == EOS else self.template(self.vocab.key(token))

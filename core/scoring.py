@@ -61,5 +61,7 @@ def session_result(session: Session, verdict: SessionVerdict, detector: Detector
         out["first_anomalous_line"] = first.record.line_no if first else None
     if verdict.end is not None and verdict.end.anomalous:
         out["end"] = verdict.end.to_dict()
+    if verdict.combination:
+        out["combination"] = verdict.combination
     out["model_version"] = detector.version
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ from safetensors.torch import save_file
 from logwarden.core import artifact
 from logwarden.core.backends import TorchBackend, export_onnx
 from logwarden.core.calibration import Calibration, choose_k, end_threshold, margin_temperature
+from logwarden.core.combinations import Combinations
 from logwarden.core.detection import score_sequences
 from logwarden.core.detector import Detector
 from logwarden.core.model import ModelConfig, build_model
@@ -41,7 +43,8 @@ class FitSettings:
     val_fraction: float = 0.2
     target_fpr: float = 0.005  # share of normal validation sessions allowed to be flagged (1 in 200)
     score_end: bool = True  # also check that a complete session ends where normal ones do
-    min_template_sessions: int = 5  # rarer templates are not modelled: they alert like new ones
+    min_template_sessions: int = 5  # rarer templates (and template combinations) alert like new ones
+    check_combinations: bool = True  # also judge a complete session's set of templates (see combinations)
 
 
 @dataclass
@@ -74,8 +77,16 @@ def split_train_val(
     return [sessions[i] for i in order[n_val:]], [sessions[i] for i in order[:n_val]]
 
 
-def calibrate(backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: FitSettings, max_len: int) -> Calibration:
-    """Choose the end threshold and K on normal validation sessions, then the score scale at that K."""
+def calibrate(
+    backend,
+    vocab: Vocab,
+    val: Sequence[Sequence[str]],
+    settings: FitSettings,
+    max_len: int,
+    combinations: Combinations | None = None,
+) -> tuple[Calibration, Combinations | None]:
+    """Choose the end threshold, keep or drop the combination check, then choose K and the score scale,
+    all on normal validation sessions. Returns the calibration and the combinations kept (or None)."""
     tokens = [[BOS, *vocab.encode(s), *([EOS] if settings.score_end else [])] for s in val]
     first = score_sequences(backend, tokens, max_len=max_len, k=1)
     if settings.score_end:  # the last scored position of each sequence is its end
@@ -85,10 +96,20 @@ def calibrate(backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: Fit
         ends, event_ranks = [], [r.ranks for r in first]
     end_surprisal = end_threshold(ends)
     worst = [float(r.max()) if len(r) else 0.0 for r in event_ranks]
+    combination_fpr = None
+    if combinations is not None and settings.score_end:  # only complete sessions are judged as a whole
+        rare = [combinations.is_rare(s) for s in val]
+        combination_fpr = float(np.mean(rare)) if rare else 0.0
+        if combination_fpr <= settings.target_fpr:
+            worst = [math.inf if r else w for w, r in zip(worst, rare, strict=True)]
+        else:  # too many normal sessions vary their templates: the check would cost the whole budget
+            combinations = None
+    else:
+        combinations = None
     k, achieved = choose_k(worst, settings.target_fpr, len(vocab))
     at_k = score_sequences(backend, tokens, max_len=max_len, k=k)
     margins = np.concatenate([r.margin for r in at_k]) if at_k else np.zeros(0)
-    return Calibration(
+    calibration = Calibration(
         k=k,
         target_fpr=settings.target_fpr,
         validation_fpr=achieved,
@@ -96,7 +117,9 @@ def calibrate(backend, vocab: Vocab, val: Sequence[Sequence[str]], settings: Fit
         n_sessions=len(val),
         n_events=int(sum(len(s) for s in val)),
         end_surprisal=end_surprisal,
+        combination_fpr=combination_fpr,
     )
+    return calibration, combinations
 
 
 def fit_sequences(
@@ -110,7 +133,8 @@ def fit_sequences(
     encode = lambda seq: [BOS, *vocab.encode(seq), *([EOS] if settings.score_end else [])]  # noqa: E731
     result = train_model(model, [encode(s) for s in train], [encode(s) for s in val], settings.train, progress=progress)
     backend = TorchBackend(model, device="cpu")
-    calibration = calibrate(backend, vocab, val, settings, settings.model.max_len)
+    combinations = Combinations.build(train, settings.min_template_sessions) if settings.check_combinations else None
+    calibration, combinations = calibrate(backend, vocab, val, settings, settings.model.max_len, combinations)
     fp = fingerprint(sessions, extra_config)
     config = {
         "artifact_format": artifact.ARTIFACT_FORMAT,
@@ -124,6 +148,8 @@ def fit_sequences(
         "score_end": settings.score_end,
         "val_fraction": settings.val_fraction,
         "min_template_sessions": settings.min_template_sessions,
+        "check_combinations": settings.check_combinations,
+        "combinations": combinations.to_dict() if combinations is not None else None,
         "fingerprint": {"sha256": fp, "train_sessions": len(train), "val_sessions": len(val)},
         "metrics": {
             "best_epoch": result.best_epoch,
@@ -136,7 +162,13 @@ def fit_sequences(
         **(extra_config or {}),
     }
     detector = Detector(
-        model=model, model_config=settings.model, vocab=vocab, calibration=calibration, config=config, backend=backend
+        model=model,
+        model_config=settings.model,
+        vocab=vocab,
+        calibration=calibration,
+        config=config,
+        backend=backend,
+        combinations=combinations,
     )
     return FitResult(detector, result, len(train), len(val), fp, val)
 

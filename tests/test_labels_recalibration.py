@@ -68,13 +68,15 @@ def test_agreements_and_k_independent_false_positives_leave_k_alone():
     rare = [fp(f"r{i}", reason="rare template (in too few normal training sessions to be modelled)")
             for i in range(9)]
     ended = [fp(f"e{i}", reason="session ended early after 'x': p(end) 1e-05") for i in range(9)]
-    assert compute_source_k(4, new + rare + ended, BOUNDS, POLICY) == 4
+    combination = [fp(f"c{i}", reason="rare combination of templates: fewer than 5 ...") for i in range(9)]
+    assert compute_source_k(4, new + rare + ended + combination, BOUNDS, POLICY) == 4
 
 
 def test_k_independent_reasons_match_the_detector():
+    from logwarden.core.combinations import RARE_COMBINATION
     from logwarden.core.detector import ENDED_EARLY, NEW_TEMPLATE, RARE_TEMPLATE
 
-    reasons = (NEW_TEMPLATE, RARE_TEMPLATE, ENDED_EARLY)
+    reasons = (NEW_TEMPLATE, RARE_TEMPLATE, ENDED_EARLY, RARE_COMBINATION)
     assert all(r.startswith(p) for r, p in zip(reasons, K_INDEPENDENT_REASONS, strict=True))
 
 

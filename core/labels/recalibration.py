@@ -10,9 +10,9 @@ The policy (pure and deterministic; the same labels always give the same K, in a
   source raise that source's K by one (more likely next keys accepted, fewer alerts).
 * A missed anomaly is an ``anomaly`` verdict on a session the model passed (``predicted`` is
   ``normal``). Every ``missed_per_step`` of them lower the source's K by one (more alerts).
-* False positives the model gave for a new or rare template, or for a session that ended early, do
-  not move K: no K stops those alerts (retraining with them in the normal data does), and raising
-  K for them would only blind the source to sequence anomalies.
+* False positives the model gave for a new or rare template, a session that ended early, or a rare
+  combination of templates, do not move K: no K stops those alerts (retraining with them in the
+  normal data does), and raising K for them would only blind the source to sequence anomalies.
 * K = clamp(base K + FP steps − missed steps, min_k, max_k); by default ``min_k`` is half the
   calibrated K (at least 1) and ``max_k`` twice it (at most the vocabulary size), so a noisy host
   can dull its own alerts at most by this much, and never anyone else's: K is per source only.
@@ -33,8 +33,8 @@ from logwarden.core.labels.store import LabelStore
 from logwarden.core.records import LogWardenError
 
 # Start of the reasons the detector gives that K does not decide (logwarden.core.detector.NEW_TEMPLATE,
-# RARE_TEMPLATE, ENDED_EARLY).
-K_INDEPENDENT_REASONS = ("new template", "rare template", "session ended early")
+# RARE_TEMPLATE, ENDED_EARLY, logwarden.core.combinations.RARE_COMBINATION).
+K_INDEPENDENT_REASONS = ("new template", "rare template", "session ended early", "rare combination")
 
 
 @dataclass(frozen=True)

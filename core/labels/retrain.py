@@ -101,6 +101,7 @@ def retrain(
             target_fpr=cfg["calibration"]["target_fpr"],
             score_end=cfg.get("score_end", True),
             min_template_sessions=cfg.get("min_template_sessions", 5),
+            check_combinations=cfg.get("check_combinations", True),
         )
     except (TypeError, KeyError, ValueError) as exc:
         raise LogWardenError(f"model {files.path}: config.json has settings this retrain cannot reuse ({exc})") from exc
