@@ -36,6 +36,7 @@ class SessionWork:
     context: list[str | None] = field(default_factory=list)
     complete: bool = False
     k: int | None = None
+    whole: bool = True  # context holds every earlier key of the session (its window never dropped any)
 
 
 @dataclass(slots=True)
@@ -178,6 +179,7 @@ class Scheduler:
         seqs: list[list[str | None]] = []
         starts: list[int] = []
         complete: list[bool] = []
+        whole: list[bool] = []
         ks: list[int] = []
         new_keys: list[list[str | None]] = []
         for job in jobs:
@@ -187,8 +189,9 @@ class Scheduler:
                 seqs.append([*w.context, *keys])
                 starts.append(len(w.context))
                 complete.append(w.complete)
+                whole.append(w.whole)
                 ks.append(w.k or default_k)
-        verdicts = detector.score_keys(seqs, complete=complete, k=ks, starts=starts)
+        verdicts = detector.score_keys(seqs, complete=complete, k=ks, starts=starts, whole=whole)
         out: list[list[SessionScore]] = []
         at = 0
         for job in jobs:

@@ -185,9 +185,11 @@ class ScoringService:
             return LogRecord(content=text.rstrip("\r\n"), source=source)
 
     async def _submit(self, model: ServedModel, groups: list[_Group], contexts: list[list[str | None]],
-                      complete: list[bool], deadline: float | None) -> list[SessionScore]:
-        work = [SessionWork(g.contents, ctx, end, self._k(g.source))
-                for g, ctx, end in zip(groups, contexts, complete, strict=True)]
+                      complete: list[bool], deadline: float | None,
+                      whole: list[bool] | None = None) -> list[SessionScore]:
+        whole = whole or [True] * len(groups)
+        work = [SessionWork(g.contents, ctx, end, self._k(g.source), all_keys)
+                for g, ctx, end, all_keys in zip(groups, contexts, complete, whole, strict=True)]
         return await self.scheduler.submit(model, work, deadline)
 
     async def _score_stream(self, model: ServedModel, groups: list[_Group],
@@ -197,7 +199,10 @@ class ScoringService:
             stored = await self.windows.get_many(keys)
             contexts = [list(w["keys"])[-self.window_size:] if w and w.get("version") == model.version else []
                         for w in stored]
-            scores = await self._submit(model, groups, contexts, [g.complete for g in groups], deadline)
+            # a window as long as its bound may have dropped the session's first keys: then its set of
+            # templates is not known whole, and its combination is not judged at its end
+            whole = [len(ctx) < self.window_size for ctx in contexts]
+            scores = await self._submit(model, groups, contexts, [g.complete for g in groups], deadline, whole)
             await self.windows.put_many({
                 key: {"version": model.version, "keys": [*ctx, *score.keys][-self.window_size:]}
                 for key, ctx, score, group in zip(keys, contexts, scores, groups, strict=True) if not group.complete

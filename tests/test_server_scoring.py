@@ -124,9 +124,11 @@ def test_stream_mode_session_end_judges_the_end_and_forgets_the_window(channel, 
     _check_stream_results([r for resp in responses for r in resp.results], blocks, engine)
     ended = {s.session_key: s for s in responses[-1].sessions}
     assert list(ended) == blocks
-    for b in blocks:  # the end is judged as in sequence mode, from the whole session's context
+    for b in blocks:  # the end and the combination are judged as in sequence mode, from the whole session
         assert ended[b].end.score == pytest.approx(engine[b].end.score, abs=1e-5)
         assert (ended[b].end.verdict == pb.VERDICT_ANOMALOUS) == engine[b].end.anomalous
+        assert (ended[b].verdict == pb.VERDICT_ANOMALOUS) == engine[b].anomalous
+        assert ended[b].reason == engine[b].reason
     # the windows are gone: the same block ids start new sessions (first event scored without context)
     again = [pb.Event(id=f"{b}#0", message=sessions[b][0], source="stream-test") for b in blocks]
     for r in stub.Score(pb.ScoreRequest(events=again, mode=pb.SCORING_MODE_STREAM)).results:
