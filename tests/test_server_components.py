@@ -34,7 +34,7 @@ class FakeDetector:
     def parse(self, record):
         return Event(record, record.content)
 
-    def score_keys(self, seqs, *, complete, k, starts):
+    def score_keys(self, seqs, *, complete, k, starts, whole):
         if self.gate is not None:
             self.gate.wait(30)
         self.calls.append([list(s) for s in seqs])

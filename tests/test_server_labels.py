@@ -29,10 +29,22 @@ def _sessions(seed: int) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def target(model_root):
+def k_model(model_root, tmp_path_factory) -> Path:
+    """The test model without the combination check (as ``train --no-combinations`` makes it): its
+    sequence anomalies are judged by K alone, which is what labels recalibrate."""
+    root = tmp_path_factory.mktemp("k-model") / "hdfs-demo"
+    shutil.copytree(model_root, root)
+    for config in root.glob("v*/config.json"):
+        cfg = json.loads(config.read_text())
+        config.write_text(json.dumps({**cfg, "combinations": None, "check_combinations": False}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def target(k_model):
     """A session the model flags only for sequence reasons (no new template), all of them at ranks a
     raised K covers: (block, lines, keys, reason, the K that passes it), the smallest such K."""
-    detector = Detector.load(model_root)
+    detector = Detector.load(k_model)
     fmt = get_format(detector.line_format)
     base = detector.calibration.k
     max_k = KBounds.around(base, len(detector.vocab)).max_k
@@ -84,10 +96,10 @@ def _false_positives(target_, n: int, source: str = "hostA") -> list[labels_pb2.
             for i, session in enumerate(sessions)]
 
 
-def test_labels_recalibrate_their_source_at_once_and_survive_a_restart(model_root, target, tmp_path):
+def test_labels_recalibrate_their_source_at_once_and_survive_a_restart(k_model, target, tmp_path):
     db = tmp_path / "labels.sqlite"
     n = (target["k"] - target["base_k"]) * FP_PER_STEP
-    with BackgroundServer(_settings(model_root, db)) as bg:
+    with BackgroundServer(_settings(k_model, db)) as bg:
         version = bg.server.holder.current.version
         assert _score(target, bg) == {"hostA": True, "hostB": True}
         results = _submit(bg, _false_positives(target, n))
@@ -98,7 +110,7 @@ def test_labels_recalibrate_their_source_at_once_and_survive_a_restart(model_roo
         sink = bg.server.label_sink
         assert sink.k_for_source("hostA") == target["k"] and sink.k_for_source("hostB") is None
 
-    with BackgroundServer(_settings(model_root, db)) as bg:  # a new process' view: rebuilt from the file
+    with BackgroundServer(_settings(k_model, db)) as bg:  # a new process' view: rebuilt from the file
         assert bg.server.label_sink.store.count("hostA") == n
         assert bg.server.label_sink.k_for_source("hostA") == target["k"]
         assert _score(target, bg) == {"hostA": False, "hostB": True}
@@ -162,9 +174,9 @@ def _add_version(root: Path, name: str) -> str:
     return name
 
 
-def test_a_reload_recalibrates_for_the_new_version(model_root, target, tmp_path):
+def test_a_reload_recalibrates_for_the_new_version(k_model, target, tmp_path):
     root = tmp_path / "models"
-    shutil.copytree(model_root, root)
+    shutil.copytree(k_model, root)
     n = (target["k"] - target["base_k"]) * FP_PER_STEP
     with BackgroundServer(_settings(root, tmp_path / "labels.sqlite")) as bg:
         assert all(r.accepted for r in _submit(bg, _false_positives(target, n)))
