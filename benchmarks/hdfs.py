@@ -65,10 +65,10 @@ def worst_surprisal(verdict) -> float:
 
 
 def ceilings(verdicts, y, w) -> dict:
-    """Hindsight F1 (threshold picked with the test labels) of K with the model's end rule, and of the
-    worst surprisal alone: how far the honestly calibrated result is from what these scores allow."""
+    """Hindsight F1 (threshold picked with the test labels) of K with the model's end and combination
+    checks, and of the worst surprisal alone: how far the honestly calibrated result is from what these scores allow."""
     scores = {
-        "k": [1e9 if ended_early(v) else worst_event_rank(v) for v in verdicts],
+        "k": [1e9 if ended_early(v) or v.combination else worst_event_rank(v) for v in verdicts],
         "surprisal": [worst_surprisal(v) for v in verdicts],
     }
     ceiling = {}
@@ -77,10 +77,17 @@ def ceilings(verdicts, y, w) -> dict:
         ceiling[name] = {"f1": round(f1, 4), "threshold": round(threshold, 3)}
     print(
         "  ceiling (diagnostic: threshold chosen WITH the test labels, not a result): "
-        f"best K {ceiling['k']['threshold']:g} with the end rule F1 {ceiling['k']['f1']}; "
+        f"best K {ceiling['k']['threshold']:g} with the end and combination checks F1 {ceiling['k']['f1']}; "
         f"worst surprisal alone F1 {ceiling['surprisal']['f1']} at > {ceiling['surprisal']['threshold']}"
     )
     return ceiling
+
+
+def describe_combinations(detector) -> str:
+    if detector.combinations is None:
+        return "off"
+    combinations, fpr = len(detector.combinations), detector.calibration.combination_fpr
+    return f"{combinations} normal combinations, validation FPR {fpr:.4f}"
 
 
 def worst_event_rank(verdict) -> int:
@@ -94,12 +101,13 @@ def ended_early(verdict) -> bool:
 def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
     """K chosen on normal validation data for several target false-positive rates, and what it gives.
 
-    The end-of-session threshold is the model's (it flags no validation session); K varies.
+    The end-of-session threshold and the combination check are the model's; K varies, chosen so that
+    all checks together flag at most the target share of the validation sessions.
     """
     val_verdicts = score_all(detector, val)
-    val_worst = np.array([worst_event_rank(v) for v in val_verdicts])
+    val_worst = np.array([np.inf if v.combination else worst_event_rank(v) for v in val_verdicts])
     test_worst = np.array([worst_event_rank(v) for v in test_verdicts])
-    test_ended = np.array([ended_early(v) for v in test_verdicts])
+    test_ended = np.array([ended_early(v) or bool(v.combination) for v in test_verdicts])
     rows = []
     for target in SWEEP:
         k, val_fpr = choose_k(val_worst, target, len(detector.vocab))
@@ -116,7 +124,7 @@ def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
                 "fn": int(m.fn),
             }
         )
-    print("  target FPR sweep (K chosen on normal validation sessions only; end threshold fixed):")
+    print("  target FPR sweep (K chosen on normal validation sessions only; end and combination checks fixed):")
     print("    target     K  val FPR  precision  recall      F1       FP      FN")
     for r in rows:
         print(
@@ -146,6 +154,7 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
     print(
         f"  K = {detector.calibration.k} (validation FPR {detector.calibration.validation_fpr:.4f}, "
         f"target {detector.calibration.target_fpr}); end threshold: surprisal {detector.calibration.end_surprisal}; "
+        f"combination check: {describe_combinations(detector)}; "
         f"train {seconds:.1f} s; "
         f"scored {int(sum(len(s) for s in test))} unique-sequence events in {score_seconds:.1f} s"
     )
@@ -169,6 +178,8 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
         **{k: metrics.to_dict()[k] for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "tp", "fp", "tn", "fn")},
         "k": detector.calibration.k,
         "end_surprisal": detector.calibration.end_surprisal,
+        "combinations": len(detector.combinations) if detector.combinations is not None else None,
+        "combination_fpr": detector.calibration.combination_fpr,
         "validation_fpr": detector.calibration.validation_fpr,
         "target_fpr": detector.calibration.target_fpr,
         "train_seconds": round(seconds, 1),
