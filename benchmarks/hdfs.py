@@ -46,6 +46,7 @@ def settings(args) -> FitSettings:
         val_fraction=0.2,
         target_fpr=args.target_fpr,
         min_template_sessions=args.min_template_sessions,
+        check_combinations=not args.no_combinations,
     )
 
 
@@ -269,6 +270,7 @@ def main() -> int:
     parser.add_argument("--embd", type=int, default=64)
     parser.add_argument("--target-fpr", type=float, default=0.005)
     parser.add_argument("--min-template-sessions", type=int, default=5)
+    parser.add_argument("--no-combinations", action="store_true", help="next-key and end checks only")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--train-seed", type=int, default=7, help="weights, shuffling and the validation split")
     parser.add_argument("--quiet", action="store_true")
