@@ -2,8 +2,8 @@
 
 A next-key model judges each event by what came before it; some anomalies are plain in a session's
 *set* of templates and barely visible event by event. On HDFS, a block that is replicated and then
-deleted shows a delete event whose probability after ``... PacketResponder terminating`` is 12%
-(rank 3): no K catches it, yet no normal training session has that combination of templates.
+deleted has a delete event that ranks 3rd to 5th among the next templates the model expects (no K
+catches it), yet no normal training session has that combination of templates.
 So a complete session is also checked as a whole: its set of templates must be one that at least
 ``min_sessions`` normal training sessions had (the same rarity bar as single templates), else it
 is a *rare combination*. The check is kept only when calibration finds it affordable: if more than
