@@ -21,6 +21,7 @@ from logwarden.core.records import LogWardenError
 
 RARE_COMBINATION = "rare combination of templates"
 MAX_COMBINATIONS = 100_000  # bound on what a model stores (each has at least min_sessions sessions)
+MAX_COMPARED = 1_000  # an explanation compares with the commonest combinations only (bounded cost per session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Combinations:
             raise LogWardenError(f"min_sessions must be at least 1, got {min_sessions}")
         self.min_sessions = min_sessions
         self.known = {keys: n for keys, n in known.items() if n >= min_sessions}
+        self._commonest = sorted(self.known.items(), key=lambda item: (-item[1], sorted(item[0])))[:MAX_COMPARED]
 
     @classmethod
     def build(cls, sessions: Iterable[Sequence[str | None]], min_sessions: int) -> Combinations:
@@ -57,11 +59,12 @@ class Combinations:
         return None in keys or frozenset(keys) not in self.known
 
     def closest(self, keys: Iterable[str | None]) -> Difference | None:
-        """The established combination with the fewest templates added or missing (ties: the commonest)."""
-        if not self.known:
+        """Of the commonest established combinations, the one with the fewest templates added or missing
+        (ties: the commonest)."""
+        if not self._commonest:
             return None
         mine = frozenset(k for k in keys if k is not None)
-        best = min(self.known.items(), key=lambda item: (len(mine ^ item[0]), -item[1], sorted(item[0])))
+        best = min(self._commonest, key=lambda item: len(mine ^ item[0]))  # min keeps the first (commonest) tie
         return Difference(best[1], tuple(sorted(mine - best[0])), tuple(sorted(best[0] - mine)))
 
     def to_dict(self) -> dict:
