@@ -8,6 +8,7 @@ import json
 from support import sessions_by_block
 
 from logwarden.core.cli import main
+from logwarden.core.combinations import RARE_COMBINATION
 from logwarden.core.detector import ENDED_EARLY, NEW_TEMPLATE, Detector
 from logwarden.core.formats import get_format
 
@@ -37,6 +38,11 @@ def test_injected_anomalies_found_and_normal_sessions_pass(corpus_dir, model_roo
     assert {kinds[b] for b in kinds} == {"new_template", "out_of_order", "missing_step"}
     new = [r for r in results if r["type"] == "event" and r.get("reason") == NEW_TEMPLATE]
     assert new and all(kinds[r["session"]] == "new_template" for r in new)
+    # a block never reported to the name node has a set of templates no normal block has
+    missing = [sessions[b] for b, k in kinds.items() if k == "missing_step"]
+    assert missing and all(s["combination"].startswith(RARE_COMBINATION) and "without" in s["combination"]
+                           for s in missing)
+    assert not any("combination" in s for b, s in sessions.items() if b not in kinds)
 
 
 def test_every_anomalous_verdict_carries_its_explanation(corpus_dir, model_root, tmp_path):
