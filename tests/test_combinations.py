@@ -77,8 +77,8 @@ def test_a_combination_never_seen_is_flagged_and_explained(fitted):
     assert both.anomalous and both.score == 1.0
     assert both.combination.startswith(RARE_COMBINATION)
     assert "with 'y'" in both.combination or "with 'x'" in both.combination
-    if not any(e.anomalous for e in both.events) and not both.end.anomalous:
-        assert both.reason == both.combination  # the combination alone made the verdict
+    # the session's reason is its first anomalous event's, else the combination's
+    assert both.reason == next((e.reason for e in [*both.events, both.end] if e.anomalous), both.combination)
     # an open session (stream mode) is not judged as a whole: it may still be missing steps
     assert not detector.score_keys([["start", "read", "x", "write", "y"]], complete=False)[0].combination
     # nor is one whose stream window dropped its first keys: its set of templates is not known whole
