@@ -69,7 +69,7 @@ def ceilings(verdicts, y, w) -> dict:
     """Hindsight F1 (threshold picked with the test labels) of K with the model's end and combination
     checks, and of the worst surprisal alone: how far the honestly calibrated result is from what these scores allow."""
     scores = {
-        "k": [1e9 if ended_early(v) or v.combination else worst_event_rank(v) for v in verdicts],
+        "k": [1e9 if flagged_whatever_k(v) else worst_event_rank(v) for v in verdicts],
         "surprisal": [worst_surprisal(v) for v in verdicts],
     }
     ceiling = {}
@@ -95,8 +95,9 @@ def worst_event_rank(verdict) -> int:
     return max((e.rank for e in verdict.events), default=0)
 
 
-def ended_early(verdict) -> bool:
-    return verdict.end is not None and verdict.end.anomalous
+def flagged_whatever_k(verdict) -> bool:
+    """Flagged by the end or the combination check, which K does not decide."""
+    return (verdict.end is not None and verdict.end.anomalous) or bool(verdict.combination)
 
 
 def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
@@ -106,13 +107,13 @@ def target_sweep(detector, val, test_verdicts, y, w) -> list[dict]:
     all checks together flag at most the target share of the validation sessions.
     """
     val_verdicts = score_all(detector, val)
-    val_worst = np.array([np.inf if v.combination else worst_event_rank(v) for v in val_verdicts])
+    val_worst = np.array([np.inf if flagged_whatever_k(v) else worst_event_rank(v) for v in val_verdicts])
     test_worst = np.array([worst_event_rank(v) for v in test_verdicts])
-    test_ended = np.array([ended_early(v) or bool(v.combination) for v in test_verdicts])
+    test_flagged = np.array([flagged_whatever_k(v) for v in test_verdicts])
     rows = []
     for target in SWEEP:
         k, val_fpr = choose_k(val_worst, target, len(detector.vocab))
-        m = compute_metrics(y, ((test_worst > k) | test_ended).astype(int), test_worst.astype(float), w)
+        m = compute_metrics(y, ((test_worst > k) | test_flagged).astype(int), test_worst.astype(float), w)
         rows.append(
             {
                 "target_fpr": target,

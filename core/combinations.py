@@ -41,7 +41,8 @@ class Combinations:
             raise LogWardenError(f"min_sessions must be at least 1, got {min_sessions}")
         self.min_sessions = min_sessions
         self.known = {keys: n for keys, n in known.items() if n >= min_sessions}
-        self._commonest = sorted(self.known.items(), key=lambda item: (-item[1], sorted(item[0])))[:MAX_COMPARED]
+        self._by_count = sorted(self.known.items(), key=lambda item: (-item[1], sorted(item[0])))
+        self._compared = self._by_count[:MAX_COMPARED]  # what explanations search
 
     @classmethod
     def build(cls, sessions: Iterable[Sequence[str | None]], min_sessions: int) -> Combinations:
@@ -61,15 +62,15 @@ class Combinations:
     def closest(self, keys: Iterable[str | None]) -> Difference | None:
         """Of the commonest established combinations, the one with the fewest templates added or missing
         (ties: the commonest)."""
-        if not self._commonest:
+        if not self._compared:
             return None
         mine = frozenset(k for k in keys if k is not None)
-        best = min(self._commonest, key=lambda item: len(mine ^ item[0]))  # min keeps the first (commonest) tie
+        best = min(self._compared, key=lambda item: len(mine ^ item[0]))  # min keeps the first (commonest) tie
         return Difference(best[1], tuple(sorted(mine - best[0])), tuple(sorted(best[0] - mine)))
 
     def to_dict(self) -> dict:
-        known = sorted(self.known.items(), key=lambda item: (-item[1], sorted(item[0])))
-        return {"min_sessions": self.min_sessions, "known": [{"keys": sorted(k), "sessions": n} for k, n in known]}
+        known = [{"keys": sorted(k), "sessions": n} for k, n in self._by_count]
+        return {"min_sessions": self.min_sessions, "known": known}
 
     @classmethod
     def from_dict(cls, data: dict) -> Combinations:
