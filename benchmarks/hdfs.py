@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from logwarden.core.calibration import choose_k
-from logwarden.core.evaluation import compute_metrics, format_metrics_table, hindsight_f1, template_breakdown
-from logwarden.core.model import ModelConfig
-from logwarden.core.report import write_report
-from logwarden.core.train_pipeline import FitSettings, fit_sequences
-from logwarden.core.training import TrainConfig
+from logwarden.core.detect.calibration import choose_k
+from logwarden.core.model.gpt2 import ModelConfig
+from logwarden.core.model.training import TrainConfig
+from logwarden.core.pipeline.evaluate import compute_metrics, format_metrics_table, hindsight_f1, template_breakdown
+from logwarden.core.pipeline.fit import FitSettings, fit_sequences
+from logwarden.core.pipeline.report import write_report
 
 SWEEP = (0.001, 0.002, 0.005, 0.01)
 

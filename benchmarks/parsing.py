@@ -39,7 +39,7 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 from tqdm import tqdm
 
-from logwarden.core.template_parser import ParserConfig, TemplateParser
+from logwarden.core.parsing.templates import ParserConfig, TemplateParser
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 COLLECTIONS = ("loghub2_2k", "original")

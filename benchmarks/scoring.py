@@ -16,12 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from logwarden.core.cli import main as cli
-from logwarden.core.detector import Detector
-from logwarden.core.formats import get_format
-from logwarden.core.reader import read_records
-from logwarden.core.scoring import score_records
-from logwarden.core.sessions import build_sessions
+from logwarden.core.cli.main import main as cli
+from logwarden.core.detect.detector import Detector
+from logwarden.core.parsing.formats import get_format
+from logwarden.core.parsing.reader import read_records
+from logwarden.core.parsing.sessions import build_sessions
+from logwarden.core.pipeline.score import score_records
 from logwarden.core.synthetic import generate
 
 

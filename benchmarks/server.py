@@ -58,7 +58,7 @@ def start_server(model: Path, backend: str, grpc_port: int, http_port: int, extr
     cmd = [
         sys.executable,
         "-m",
-        "logwarden.core.cli",
+        "logwarden.core.cli.main",
         "serve",
         "--model",
         str(model),
@@ -108,8 +108,10 @@ def batches(lines: list[str], size: int, cycles: range) -> list[bytes]:
     for cycle in cycles:
         text = replay(lines, cycle)
         for i in range(0, len(text) - size + 1, size):
-            events = [scoring_pb2.Event(id=str(i + j), message=line, source="bench")
-                      for j, line in enumerate(text[i : i + size])]
+            events = [
+                scoring_pb2.Event(id=str(i + j), message=line, source="bench")
+                for j, line in enumerate(text[i : i + size])
+            ]
             out.append(scoring_pb2.ScoreRequest(events=events).SerializeToString())
     return out
 
@@ -126,11 +128,13 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def stream_worker(channel, requests: list[bytes], stop_at: float, paced: float | None, latencies: list,
-                        counts: list):
+async def stream_worker(
+    channel, requests: list[bytes], stop_at: float, paced: float | None, latencies: list, counts: list
+):
     queue: asyncio.Queue = asyncio.Queue()
-    call = channel.stream_stream(STREAM_METHOD, request_serializer=None,
-                                 response_deserializer=scoring_pb2.ScoreResponse.FromString)()
+    call = channel.stream_stream(
+        STREAM_METHOD, request_serializer=None, response_deserializer=scoring_pb2.ScoreResponse.FromString
+    )()
 
     async def reader():
         async for response in call:
@@ -157,8 +161,9 @@ async def stream_worker(channel, requests: list[bytes], stop_at: float, paced: f
     return i > len(requests)
 
 
-async def grpc_load(target: str, requests: list[bytes], seconds: float, streams: int, offered: float | None,
-                    batch: int, server_pid: int):
+async def grpc_load(
+    target: str, requests: list[bytes], seconds: float, streams: int, offered: float | None, batch: int, server_pid: int
+):
     latencies: list[float] = []
     counts: list[int] = []
     async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
@@ -170,10 +175,7 @@ async def grpc_load(target: str, requests: list[bytes], seconds: float, streams:
         start = time.perf_counter()
         stop_at = start + seconds
         wrapped = await asyncio.gather(
-            *(
-                stream_worker(channel, requests[k::streams], stop_at, paced, latencies, counts)
-                for k in range(streams)
-            )
+            *(stream_worker(channel, requests[k::streams], stop_at, paced, latencies, counts) for k in range(streams))
         )
         wall = time.perf_counter() - start
         cpu_server, cpu_self = cpu_seconds(server_pid) - cpu_server, cpu_seconds() - cpu_self
@@ -232,8 +234,22 @@ def start_profiler(pid: int, seconds: float) -> subprocess.Popen | None:
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.is_file():
         raise SystemExit(f"LOGWARDEN_BENCH_PROFILE needs py-spy beside {sys.executable} (pip install py-spy)")
-    cmd = [str(spy), "record", "-p", str(pid), "-d", str(max(1, int(seconds) - 1)), "-r", "200", "-f", "raw",
-           "--threads", "--nonblocking", "-o", out]
+    cmd = [
+        str(spy),
+        "record",
+        "-p",
+        str(pid),
+        "-d",
+        str(max(1, int(seconds) - 1)),
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "--threads",
+        "--nonblocking",
+        "-o",
+        out,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -243,13 +259,20 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=500, help="events per streamed message")
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--offered", type=float, default=10_000, help="events/s for the latency run")
-    ap.add_argument("--latency-batch", type=int, default=250,
-                    help="events per message in the latency run (a shipper's chunk: 2 streams × 250 events every "
-                    "50 ms at 10,000 events/s)")
+    ap.add_argument(
+        "--latency-batch",
+        type=int,
+        default=250,
+        help="events per message in the latency run (a shipper's chunk: 2 streams × 250 events every "
+        "50 ms at 10,000 events/s)",
+    )
     ap.add_argument("--latency-streams", type=int, default=2)
-    ap.add_argument("--same-sessions", action="store_true",
-                    help="replay the corpus with its own block ids (sessions grow across replays, windows fill up "
-                    "to window_size) instead of fresh block ids per replay")
+    ap.add_argument(
+        "--same-sessions",
+        action="store_true",
+        help="replay the corpus with its own block ids (sessions grow across replays, windows fill up "
+        "to window_size) instead of fresh block ids per replay",
+    )
     ap.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
     ap.add_argument("--server-args", default="", help="extra `logwarden serve` flags, e.g. '--batch-wait-ms 2'")
@@ -264,7 +287,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "logwarden.core.cli",
+                    "logwarden.core.cli.main",
                     "train",
                     str(Path(tmp) / "train.log"),
                     "--format",
@@ -281,8 +304,11 @@ def main() -> int:
         lines = generate(3000, anomaly_rate=0.02, seed=22).lines
         need = math.ceil(args.seconds * 50_000 / len(lines))  # fresh sessions for up to 50,000 events/s
         sustained_cycles = range(1) if args.same_sessions else range(need)
-        paced_cycles = range(1) if args.same_sessions else range(need, need + math.ceil(
-            args.seconds * args.offered * 1.2 / len(lines)))
+        paced_cycles = (
+            range(1)
+            if args.same_sessions
+            else range(need, need + math.ceil(args.seconds * args.offered * 1.2 / len(lines)))
+        )
         requests = batches(lines, args.batch, sustained_cycles)
         paced_requests = batches(lines, args.latency_batch, paced_cycles)
         grpc_port, http_port = free_port(), free_port()
@@ -290,19 +316,36 @@ def main() -> int:
         try:
             target = f"127.0.0.1:{grpc_port}"
             phases = set(args.phases.split(","))
-            skipped = {"events_per_s": 0, "batches": 0, "p50_ms": 0.0, "p99_ms": 0.0, "server_cores": 0.0,
-                       "loadgen_cores": 0.0, "replayed_sessions": False}
+            skipped = {
+                "events_per_s": 0,
+                "batches": 0,
+                "p50_ms": 0.0,
+                "p99_ms": 0.0,
+                "server_cores": 0.0,
+                "loadgen_cores": 0.0,
+                "replayed_sessions": False,
+            }
             sustained = paced = skipped
             http = {"http_single_rps": 0, "http_p50_ms": 0.0, "http_p99_ms": 0.0}
             if "sustained" in phases:
                 profiler = start_profiler(proc.pid, args.seconds)
-                sustained = asyncio.run(grpc_load(target, requests, args.seconds, args.streams, None, args.batch,
-                                                  proc.pid))
+                sustained = asyncio.run(
+                    grpc_load(target, requests, args.seconds, args.streams, None, args.batch, proc.pid)
+                )
                 if profiler is not None:
                     profiler.wait()
             if "latency" in phases:
-                paced = asyncio.run(grpc_load(target, paced_requests, args.seconds, args.latency_streams,
-                                              args.offered, args.latency_batch, proc.pid))
+                paced = asyncio.run(
+                    grpc_load(
+                        target,
+                        paced_requests,
+                        args.seconds,
+                        args.latency_streams,
+                        args.offered,
+                        args.latency_batch,
+                        proc.pid,
+                    )
+                )
             if "http" in phases:
                 http = http_single(http_port, lines, args.seconds / 2, threads=4)
         finally:
@@ -331,10 +374,14 @@ def main() -> int:
         "backend": args.backend,
         "cpu_cores": os.cpu_count(),
     }
-    print(f"\nserver benchmark ({args.backend}, {os.cpu_count()} cores; `logwarden serve` in its own process, this "
-          "load generator in another, same machine)")
-    print(f"  raw HDFS-style lines over the bidirectional gRPC stream, stream mode (server-side session windows), "
-          f"parsing and model included; {sessions}")
+    print(
+        f"\nserver benchmark ({args.backend}, {os.cpu_count()} cores; `logwarden serve` in its own process, this "
+        "load generator in another, same machine)"
+    )
+    print(
+        f"  raw HDFS-style lines over the bidirectional gRPC stream, stream mode (server-side session windows), "
+        f"parsing and model included; {sessions}"
+    )
     print(
         f"  sustained: {result['events_per_s']:>9,} events/s  ({args.streams} streams × {args.batch}-event messages;"
         f" p50 {result['sustained_p50_ms']} ms, p99 {result['sustained_p99_ms']} ms per message;"

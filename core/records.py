@@ -15,11 +15,3 @@ class LogRecord:
     timestamp: float | None = None
     fields: dict[str, str] = field(default_factory=dict)
     label: int | None = None  # 1 anomalous / 0 normal when the data carries per-line labels
-
-
-class LogWardenError(Exception):
-    """Base class of every error LogWarden reports to a user; the message names the problem."""
-
-
-class BadLineError(LogWardenError):
-    """A single input line cannot be used; the reader counts it and goes on."""

@@ -6,18 +6,33 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from logwarden.core.records import LogWardenError
+from logwarden.core.errors import LogWardenError
 
 # flag → settings field (flags left out keep the file / environment / default value)
 FLAGS = {
-    "host": "host", "port": "grpc_port", "http_port": "http_port", "metrics_port": "metrics_port",
-    "model": "model_path", "version": "model_version", "backend": "model_backend", "device": "model_device",
-    "batch_wait_ms": "batch_wait_ms", "batch_max_events": "batch_max_events",
-    "queue_max_events": "queue_max_events", "max_request_bytes": "max_request_bytes",
-    "max_events_per_request": "max_events_per_request", "window_size": "window_size",
-    "window_ttl": "window_ttl_s", "window_max_sessions": "window_max_sessions", "redis_url": "redis_url",
-    "tls_cert": "tls_cert", "tls_key": "tls_key", "tls_client_ca": "tls_client_ca", "label_db": "label_db",
-    "log_level": "log_level", "shutdown_grace": "shutdown_grace_s",
+    "host": "host",
+    "port": "grpc_port",
+    "http_port": "http_port",
+    "metrics_port": "metrics_port",
+    "model": "model_path",
+    "version": "model_version",
+    "backend": "model_backend",
+    "device": "model_device",
+    "batch_wait_ms": "batch_wait_ms",
+    "batch_max_events": "batch_max_events",
+    "queue_max_events": "queue_max_events",
+    "max_request_bytes": "max_request_bytes",
+    "max_events_per_request": "max_events_per_request",
+    "window_size": "window_size",
+    "window_ttl": "window_ttl_s",
+    "window_max_sessions": "window_max_sessions",
+    "redis_url": "redis_url",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_client_ca": "tls_client_ca",
+    "label_db": "label_db",
+    "log_level": "log_level",
+    "shutdown_grace": "shutdown_grace_s",
 }
 
 
@@ -44,10 +59,14 @@ def register(subparsers) -> None:
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
     p.add_argument("--tls-client-ca", type=Path, help="require client certificates signed by this CA (mTLS)")
-    p.add_argument("--auth-tokens-file", type=Path,
-                   help="file with one bearer token per line (tokens never go on the command line)")
-    p.add_argument("--label-db", type=Path,
-                   help="SQLite label store (created if absent); without it SubmitLabels is UNIMPLEMENTED")
+    p.add_argument(
+        "--auth-tokens-file",
+        type=Path,
+        help="file with one bearer token per line (tokens never go on the command line)",
+    )
+    p.add_argument(
+        "--label-db", type=Path, help="SQLite label store (created if absent); without it SubmitLabels is UNIMPLEMENTED"
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--shutdown-grace", type=float, help="seconds to drain on SIGTERM")
     p.set_defaults(func=cmd_serve)
@@ -62,7 +81,7 @@ def _tokens(path: Path) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from logwarden.grpc_server.logs import configure_logging
+    from logwarden.grpc_server.observability import configure_logging
     from logwarden.grpc_server.server import LogWardenServer
     from logwarden.grpc_server.settings import load_settings
 

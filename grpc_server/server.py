@@ -22,21 +22,21 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from logwarden.core.records import LogWardenError
+from logwarden.core.errors import LogWardenError
 from logwarden.grpc_server import heap
-from logwarden.grpc_server.auth import HEALTH_PREFIX, BearerTokenInterceptor
-from logwarden.grpc_server.http_gateway import HttpGateway
-from logwarden.grpc_server.label_sink import StoreLabelSink, open_label_sink
-from logwarden.grpc_server.metrics import ServerMetrics
-from logwarden.grpc_server.model_holder import ModelHolder
-from logwarden.grpc_server.scheduler import Scheduler
-from logwarden.grpc_server.scoring_service import KLookup, LabelSink, ScoringService
-from logwarden.grpc_server.servicers import add_all
+from logwarden.grpc_server.gateway.app import HttpGateway
+from logwarden.grpc_server.observability import ServerMetrics
+from logwarden.grpc_server.rpc.auth import HEALTH_PREFIX, BearerTokenInterceptor
+from logwarden.grpc_server.rpc.servicers import add_all
+from logwarden.grpc_server.security import grpc_credentials
+from logwarden.grpc_server.service.label_sink import StoreLabelSink, open_label_sink
+from logwarden.grpc_server.service.model_holder import ModelHolder
+from logwarden.grpc_server.service.scheduler import Scheduler
+from logwarden.grpc_server.service.scoring import KLookup, LabelSink, ScoringService
+from logwarden.grpc_server.service.validation import Limits
+from logwarden.grpc_server.service.windows import WindowStore
+from logwarden.grpc_server.service.windows.memory import MemoryWindowStore
 from logwarden.grpc_server.settings import Settings
-from logwarden.grpc_server.tls import server_credentials
-from logwarden.grpc_server.validation import Limits
-from logwarden.grpc_server.windows import WindowStore
-from logwarden.grpc_server.windows.memory import MemoryWindowStore
 
 log = structlog.get_logger("logwarden.server")
 
@@ -45,15 +45,21 @@ def open_window_store(settings: Settings) -> WindowStore:
     if not settings.redis_url:
         return MemoryWindowStore(settings.window_max_sessions, settings.window_ttl_s)
     try:
-        from logwarden.grpc_server.windows.redis import RedisWindowStore
+        from logwarden.grpc_server.service.windows.redis import RedisWindowStore
     except ImportError as exc:
         raise LogWardenError("redis_url is set but this build has no Redis window store") from exc
     return RedisWindowStore(settings.redis_url, max_sessions=settings.window_max_sessions, ttl_s=settings.window_ttl_s)
 
 
 class LogWardenServer:
-    def __init__(self, settings: Settings, *, labels: LabelSink | None = None, k_lookup: KLookup | None = None,
-                 windows: WindowStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        labels: LabelSink | None = None,
+        k_lookup: KLookup | None = None,
+        windows: WindowStore | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = ServerMetrics()
         self.holder = ModelHolder(settings.model_path, backend=settings.model_backend, device=settings.model_device)
@@ -80,19 +86,31 @@ class LogWardenServer:
             self.labels = self.label_sink
             self.k_lookup = self.k_lookup or self.label_sink.k_for_source
             log.info("label store", path=str(s.label_db), labels=self.label_sink.store.count())
-        self.scheduler = Scheduler(max_wait_s=s.batch_wait_ms / 1000, max_batch_events=s.batch_max_events,
-                                   max_queue_events=s.queue_max_events, metrics=self.metrics)
+        self.scheduler = Scheduler(
+            max_wait_s=s.batch_wait_ms / 1000,
+            max_batch_events=s.batch_max_events,
+            max_queue_events=s.queue_max_events,
+            metrics=self.metrics,
+        )
         self.scheduler.start()
         limits = Limits(s.max_events_per_request, s.max_message_bytes, s.max_field_bytes, s.max_attributes)
-        self.service = ScoringService(holder=self.holder, scheduler=self.scheduler, windows=self.windows,
-                                      limits=limits, window_size=s.window_size, metrics=self.metrics,
-                                      k_lookup=self.k_lookup, labels=self.labels,
-                                      on_model_change=self.label_sink.model_changed if self.label_sink else None)
+        self.service = ScoringService(
+            holder=self.holder,
+            scheduler=self.scheduler,
+            windows=self.windows,
+            limits=limits,
+            window_size=s.window_size,
+            metrics=self.metrics,
+            k_lookup=self.k_lookup,
+            labels=self.labels,
+            on_model_change=self.label_sink.model_changed if self.label_sink else None,
+        )
         tokens = [t.get_secret_value() for t in s.auth_tokens]
         interceptors = [BearerTokenInterceptor(tokens, () if s.auth_health else (HEALTH_PREFIX,))] if tokens else []
         options = [("grpc.max_receive_message_length", s.max_request_bytes), ("grpc.so_reuseport", 0)]
-        self._server = grpc.aio.server(interceptors=interceptors, options=options,
-                                       maximum_concurrent_rpcs=s.max_concurrent_rpcs)
+        self._server = grpc.aio.server(
+            interceptors=interceptors, options=options, maximum_concurrent_rpcs=s.max_concurrent_rpcs
+        )
         names = add_all(self._server, self.service, lambda: self._draining)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         for name in ("", *names):
@@ -100,8 +118,7 @@ class LogWardenServer:
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
         address = f"{s.host}:{s.grpc_port}"
         if s.tls_cert and s.tls_key:
-            self.port = self._server.add_secure_port(address, server_credentials(s.tls_cert, s.tls_key,
-                                                                                 s.tls_client_ca))
+            self.port = self._server.add_secure_port(address, grpc_credentials(s.tls_cert, s.tls_key, s.tls_client_ca))
         else:
             self.port = self._server.add_insecure_port(address)
         await self._server.start()
@@ -113,8 +130,16 @@ class LogWardenServer:
         except Exception:  # e.g. the HTTP port is taken: stop what started, then fail
             await self.stop(0)
             raise
-        log.info("serving", host=s.host, port=self.port, model_version=model.version, tls=bool(s.tls_cert),
-                 mtls=bool(s.tls_client_ca), auth=bool(tokens), backend=s.model_backend)
+        log.info(
+            "serving",
+            host=s.host,
+            port=self.port,
+            model_version=model.version,
+            tls=bool(s.tls_cert),
+            mtls=bool(s.tls_client_ca),
+            auth=bool(tokens),
+            backend=s.model_backend,
+        )
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from logwarden.core.records import LogWardenError
+from logwarden.core.errors import LogWardenError
 
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("logwarden_settings_file", default=None)
 
@@ -37,8 +37,13 @@ class Settings(BaseSettings):
     model_backend: Literal["onnx", "torch"] = "onnx"
     model_device: str = Field("auto", description="torch backend device: auto, cpu, cuda")
 
-    batch_wait_ms: float = Field(0.0, ge=0, le=1000, description="longest wait to fill a model batch (0: a batch is "
-                                 "what queued while the previous one ran; on a GPU a few ms fill bigger batches)")
+    batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        le=1000,
+        description="longest wait to fill a model batch (0: a batch is "
+        "what queued while the previous one ran; on a GPU a few ms fill bigger batches)",
+    )
     batch_max_events: int = Field(4096, ge=1, description="events per model batch")
     queue_max_events: int = Field(65536, ge=1, description="queued events before callers get RESOURCE_EXHAUSTED")
 
@@ -60,8 +65,11 @@ class Settings(BaseSettings):
     auth_tokens: list[SecretStr] = Field(default_factory=list, description="bearer tokens (empty = no auth)")
     auth_health: bool = Field(False, description="also require a token for the health service")
 
-    label_db: Path | None = Field(None, description="SQLite label store, created if absent; labels recalibrate K per "
-                                  "source (None = no label store: SubmitLabels answers UNIMPLEMENTED)")
+    label_db: Path | None = Field(
+        None,
+        description="SQLite label store, created if absent; labels recalibrate K per "
+        "source (None = no label store: SubmitLabels answers UNIMPLEMENTED)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_s: float = Field(30.0, ge=0, description="SIGTERM: time to drain in-flight calls")
 
@@ -78,8 +86,9 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSource(settings_cls)
 
 

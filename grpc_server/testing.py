@@ -1,8 +1,8 @@
 """A LogWarden server on a background thread, for tests of the server and of its clients.
 
-    with BackgroundServer(load_settings(None, model_path=root, grpc_port=0)) as bg:
-        channel = grpc.insecure_channel(bg.target)
-        bg.run(bg.server.reload("v2"))  # run a coroutine on the server's loop
+with BackgroundServer(load_settings(None, model_path=root, grpc_port=0)) as bg:
+    channel = grpc.insecure_channel(bg.target)
+    bg.run(bg.server.reload("v2"))  # run a coroutine on the server's loop
 """
 
 from __future__ import annotations

@@ -34,8 +34,7 @@ def generate(out_root: Path) -> list[Path]:
 
     include = str(resources.files("grpc_tools") / "_proto")
     protos = [str(p.relative_to(ROOT)) for p in proto_files()]
-    args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={out_root}",
-            f"--grpc_python_out={out_root}", *protos]
+    args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={out_root}", f"--grpc_python_out={out_root}", *protos]
     if protoc.main(args) != 0:
         raise RuntimeError("protoc failed: " + " ".join(args))
     files = sorted(p for p in (out_root / "logwarden" / "v1").iterdir() if p.name.endswith(GENERATED))

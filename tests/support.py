@@ -6,8 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from logwarden.core.detector import Detector
-from logwarden.core.formats import get_format
+from logwarden.core.detect.detector import Detector
+from logwarden.core.parsing.formats import get_format
 from logwarden.core.synthetic import generate
 
 BLOCK = re.compile(r"blk_-?\d+")

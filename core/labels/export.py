@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from typing import IO
 
+from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label, LabelError
-from logwarden.core.records import LogWardenError
 
 FORMATS = ("jsonl", "csv")
 COLUMNS = [f.name for f in fields(Label)]

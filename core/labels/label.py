@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from logwarden.core.records import LogWardenError
+from logwarden.core.errors import LogWardenError
 
 TARGETS = ("event", "session")
 VERDICTS = ("anomaly", "normal")
@@ -168,6 +168,9 @@ def _keys(value: Any) -> tuple[str, ...]:
         raise LabelError("keys", f"more than {MAX_KEYS} keys ({len(value)})")
     for i, key in enumerate(value):
         if not isinstance(key, str) or not key or len(key) > MAX_KEY or any(c.isspace() for c in key):
-            raise LabelError("keys", f"item {i} must be a non-empty key of at most {MAX_KEY} characters "
-                                     f"without whitespace, got {str(key)[:40]!r}")
+            raise LabelError(
+                "keys",
+                f"item {i} must be a non-empty key of at most {MAX_KEY} characters "
+                f"without whitespace, got {str(key)[:40]!r}",
+            )
     return tuple(value)

@@ -28,12 +28,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label
 from logwarden.core.labels.store import LabelStore
-from logwarden.core.records import LogWardenError
 
-# Start of the reasons the detector gives that K does not decide (logwarden.core.detector.NEW_TEMPLATE,
-# RARE_TEMPLATE, ENDED_EARLY, logwarden.core.combinations.RARE_COMBINATION).
+# Start of the reasons the detector gives that K does not decide (logwarden.core.detect.detector.NEW_TEMPLATE,
+# RARE_TEMPLATE, ENDED_EARLY, logwarden.core.detect.combinations.RARE_COMBINATION).
 K_INDEPENDENT_REASONS = ("new template", "rare template", "session ended early", "rare combination")
 
 
@@ -102,8 +102,14 @@ class SourceThresholds:
     """Source → K, updated label by label; thread-safe. ``k_for_source`` is None while a source keeps
     the calibrated K, so the caller passes ``k_for_source(s) or base_k`` to ``Detector.score_keys``."""
 
-    def __init__(self, base_k: int, bounds: KBounds | None = None, *, policy: Policy = DEFAULT_POLICY,
-                 model_version: str | None = None) -> None:
+    def __init__(
+        self,
+        base_k: int,
+        bounds: KBounds | None = None,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        model_version: str | None = None,
+    ) -> None:
         self.base_k = base_k
         self.bounds = bounds or KBounds.around(base_k)
         self.policy = policy
@@ -114,8 +120,15 @@ class SourceThresholds:
         self._k: dict[str, int] = {}
 
     @classmethod
-    def from_store(cls, store: LabelStore, base_k: int, bounds: KBounds | None = None, *,
-                   policy: Policy = DEFAULT_POLICY, model_version: str | None = None) -> SourceThresholds:
+    def from_store(
+        cls,
+        store: LabelStore,
+        base_k: int,
+        bounds: KBounds | None = None,
+        *,
+        policy: Policy = DEFAULT_POLICY,
+        model_version: str | None = None,
+    ) -> SourceThresholds:
         thresholds = cls(base_k, bounds, policy=policy, model_version=model_version)
         thresholds.rebuild(store)
         return thresholds

@@ -14,10 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from logwarden.core import artifact
+from logwarden.core.artifact import store as artifact
+from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label
 from logwarden.core.labels.store import LabelStore
-from logwarden.core.records import LogRecord, LogWardenError
+from logwarden.core.records import LogRecord
 
 
 @dataclass
@@ -80,11 +81,11 @@ def retrain(
     progress: bool = False,
 ) -> RetrainResult:
     """Fit and save a new version under the model root of ``model`` (a root or a version directory)."""
-    from logwarden.core.model import ModelConfig
-    from logwarden.core.sessions import SessionRule, build_sessions
-    from logwarden.core.template_parser import TemplateParser
-    from logwarden.core.train_pipeline import FitSettings, fit_sequences, mine_events, save_detector
-    from logwarden.core.training import TrainConfig
+    from logwarden.core.model.gpt2 import ModelConfig
+    from logwarden.core.model.training import TrainConfig
+    from logwarden.core.parsing.sessions import SessionRule, build_sessions
+    from logwarden.core.parsing.templates import TemplateParser
+    from logwarden.core.pipeline.fit import FitSettings, fit_sequences, mine_events, save_detector
 
     if fp_weight < 1:
         raise LogWardenError(f"fp_weight must be at least 1, got {fp_weight}")

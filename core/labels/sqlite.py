@@ -15,13 +15,27 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label, utc_timestamp
 from logwarden.core.labels.store import LabelStore, check_limit
-from logwarden.core.records import LogWardenError
 
 SCHEMA_VERSION = 1
-COLUMNS = ("target", "verdict", "source", "analyst", "session_key", "template_id", "event_id", "message",
-           "model_version", "predicted", "reason", "comment", "keys", "created_at")
+COLUMNS = (
+    "target",
+    "verdict",
+    "source",
+    "analyst",
+    "session_key",
+    "template_id",
+    "event_id",
+    "message",
+    "model_version",
+    "predicted",
+    "reason",
+    "comment",
+    "keys",
+    "created_at",
+)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,11 +66,13 @@ class SqliteLabelStore(LabelStore):
         self._lock = threading.Lock()
         try:
             self._db: sqlite3.Connection | None = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise LogWardenError(f"label database {self.path} has schema {version}; this LogWarden "
-                                     f"reads up to {SCHEMA_VERSION}")
+                raise LogWardenError(
+                    f"label database {self.path} has schema {version}; this LogWarden reads up to {SCHEMA_VERSION}"
+                )
             if not memory:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -112,7 +128,9 @@ class SqliteLabelStore(LabelStore):
             "SELECT source, COUNT(*), SUM(verdict = 'anomaly'), SUM(verdict = 'normal'),"
             " SUM(verdict = 'normal' AND (predicted IS NULL OR predicted = 'anomaly')),"
             " SUM(verdict = 'anomaly' AND predicted = 'normal'), MIN(created_at), MAX(created_at)"
-            " FROM labels GROUP BY source ORDER BY source", ())
+            " FROM labels GROUP BY source ORDER BY source",
+            (),
+        )
         names = ("total", "anomaly", "normal", "false_positive", "missed", "first_at", "last_at")
         return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import IO
 
+from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label
-from logwarden.core.records import LogWardenError
 
 MAX_QUERY = 10_000
 PAGE = 500
@@ -56,8 +56,9 @@ class LabelStore(ABC):
         """Every matching label, oldest first, fetched page by page (never all in memory)."""
         after = 0
         while True:
-            page = self.query(source=source, since=since, model_version=model_version, after_id=after,
-                              limit=PAGE, newest_first=False)
+            page = self.query(
+                source=source, since=since, model_version=model_version, after_id=after, limit=PAGE, newest_first=False
+            )
             yield from page
             if len(page) < PAGE:
                 return
@@ -73,8 +74,17 @@ class LabelStore(ABC):
         """Per source: total, anomaly, normal, false_positive, missed, first_at, last_at."""
         out: dict[str, dict[str, int | str]] = {}
         for label in self.iter_labels():
-            row = out.setdefault(label.source, {"total": 0, "anomaly": 0, "normal": 0, "false_positive": 0,
-                                                "missed": 0, "first_at": label.created_at or ""})
+            row = out.setdefault(
+                label.source,
+                {
+                    "total": 0,
+                    "anomaly": 0,
+                    "normal": 0,
+                    "false_positive": 0,
+                    "missed": 0,
+                    "first_at": label.created_at or "",
+                },
+            )
             row["total"] = int(row["total"]) + 1
             row[label.verdict] = int(row[label.verdict]) + 1
             row["false_positive"] = int(row["false_positive"]) + label.false_positive

@@ -52,10 +52,16 @@ def as_event(value: EventLike) -> Event:
         message, raw = None, bytes(message)
     elif message is not None and not isinstance(message, str):
         message = str(message)
-    return Event(id=_text(value.id), message=message, raw=raw, source=_text(value.source),
-                 session_key=_text(value.session_key), timestamp=_epoch(value.timestamp),
-                 attributes={str(k): _text(v) for k, v in (value.attributes or {}).items()},
-                 session_end=bool(value.session_end))
+    return Event(
+        id=_text(value.id),
+        message=message,
+        raw=raw,
+        source=_text(value.source),
+        session_key=_text(value.session_key),
+        timestamp=_epoch(value.timestamp),
+        attributes={str(k): _text(v) for k, v in (value.attributes or {}).items()},
+        session_end=bool(value.session_end),
+    )
 
 
 def _text(value: Any) -> str:
@@ -123,10 +129,18 @@ class ScoredEvent:
         """Flat fields for the host's event (``logwarden.status``, ``logwarden.score``, ...)."""
         out: dict[str, Any] = {"status": self.status, "reason": self.reason}
         if self.scored:
-            out.update(score=self.score, verdict=self.verdict, anomalous=self.anomalous, template=self.template,
-                       template_id=self.template_id, new_template=self.new_template, rank=self.rank,
-                       model_version=self.model_version, session_key=self.session_key,
-                       expected=[e.template for e in self.expected])
+            out.update(
+                score=self.score,
+                verdict=self.verdict,
+                anomalous=self.anomalous,
+                template=self.template,
+                template_id=self.template_id,
+                new_template=self.new_template,
+                rank=self.rank,
+                model_version=self.model_version,
+                session_key=self.session_key,
+                expected=[e.template for e in self.expected],
+            )
         elif self.status == INVALID:
             out.update(error=self.error, error_field=self.error_field)
         return out
@@ -148,8 +162,7 @@ class SessionVerdict:
 
 
 def unscored(event: Event, reason: str) -> ScoredEvent:
-    return ScoredEvent(id=event.id, status=UNSCORED, reason=reason, source=event.source,
-                       session_key=event.session_key)
+    return ScoredEvent(id=event.id, status=UNSCORED, reason=reason, source=event.source, session_key=event.session_key)
 
 
 def check_mode(mode: str) -> None:
@@ -157,8 +170,9 @@ def check_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
 
 
-def plan_batches(events: Sequence[Event], sizes: Sequence[int], mode: str, max_events: int,
-                 max_bytes: int) -> list[list[int]]:
+def plan_batches(
+    events: Sequence[Event], sizes: Sequence[int], mode: str, max_events: int, max_bytes: int
+) -> list[list[int]]:
     """Input positions grouped into requests of at most ``max_events`` events and ``max_bytes`` bytes.
 
     Stream mode keeps input order (a session's events stay in order across requests). Sequence mode
@@ -213,15 +227,16 @@ class RetryPolicy:
 class Attempts:
     """The retry loop's bookkeeping for one request: per-try timeouts within the call's deadline.
 
-        attempts = Attempts(policy, deadline, timeout_s)
-        while (timeout := attempts.next_timeout()) is not None:
-            try: return send(timeout)
-            except Retryable as exc: sleep(attempts.failed(reason, retryable=True) or 0)
-        # attempts.reason says why the events go back unscored
+    attempts = Attempts(policy, deadline, timeout_s)
+    while (timeout := attempts.next_timeout()) is not None:
+        try: return send(timeout)
+        except Retryable as exc: sleep(attempts.failed(reason, retryable=True) or 0)
+    # attempts.reason says why the events go back unscored
     """
 
-    def __init__(self, policy: RetryPolicy, deadline: float, timeout_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, policy: RetryPolicy, deadline: float, timeout_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.policy, self.deadline, self.timeout_s, self.clock = policy, deadline, timeout_s, clock
         self.failures = 0
         self.reason = ""
@@ -250,7 +265,6 @@ class Attempts:
         return delay
 
 
-
 class CallFailed(Exception):
     """One try failed: ``reason`` is what unscored events carry; ``retryable`` when trying again may work."""
 
@@ -263,8 +277,13 @@ class ScorerUnavailable(Exception):
     """Labels and model info could not be sent or fetched within the retry budget (scoring never raises it)."""
 
 
-def call_with_retries(send: Callable[[float], Any], policy: RetryPolicy, deadline: float, timeout_s: float,
-                      sleep: Callable[[float], None] = time.sleep) -> Any:
+def call_with_retries(
+    send: Callable[[float], Any],
+    policy: RetryPolicy,
+    deadline: float,
+    timeout_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
     """``send(timeout)`` until it succeeds; ``CallFailed`` with the last reason when retries or time run out."""
     attempts = Attempts(policy, deadline, timeout_s)
     while True:
@@ -283,8 +302,9 @@ def call_with_retries(send: Callable[[float], Any], policy: RetryPolicy, deadlin
 class Plan:
     """One ``score`` call: its batches, and the results gathered at their input positions."""
 
-    def __init__(self, events: Sequence[Event], mode: str, sizes: Sequence[int], max_events: int,
-                 max_bytes: int) -> None:
+    def __init__(
+        self, events: Sequence[Event], mode: str, sizes: Sequence[int], max_events: int, max_bytes: int
+    ) -> None:
         self.events = events
         self.batches = plan_batches(events, sizes, mode, max_events, max_bytes)
         self.results: list[ScoredEvent | None] = [None] * len(events)

@@ -47,11 +47,23 @@ LABEL_ENUMS = {"target": "LABEL_TARGET_", "value": "LABEL_VALUE_", "predicted": 
 class _Base:
     """Options, conversions and error mapping shared by the blocking and the asyncio client."""
 
-    def __init__(self, target: str, *, token: str | None = None, tls: bool = False, ca_file: str | Path | None = None,
-                 cert_file: str | Path | None = None, key_file: str | Path | None = None,
-                 server_name: str | None = None, timeout_s: float = 5.0, budget_s: float = 30.0,
-                 retry: RetryPolicy | None = None, max_batch_events: int = 500, max_batch_bytes: int = 1 << 20,
-                 load_balancing: str | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        server_name: str | None = None,
+        timeout_s: float = 5.0,
+        budget_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_batch_events: int = 500,
+        max_batch_bytes: int = 1 << 20,
+        load_balancing: str | None = None,
+    ) -> None:
         if max_batch_events < 1 or max_batch_bytes < 1 or timeout_s <= 0 or budget_s <= 0:
             raise ValueError("max_batch_events, max_batch_bytes, timeout_s and budget_s must be positive")
         self.target = target
@@ -59,8 +71,10 @@ class _Base:
         self.retry = retry or RetryPolicy()
         self.max_batch_events, self.max_batch_bytes = max_batch_events, max_batch_bytes
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()  # never logged
-        self._options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+        self._options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
         if load_balancing:  # e.g. "round_robin" over every address of a dns:/// target
             self._options.append(("grpc.lb_policy_name", load_balancing))
         if server_name:
@@ -107,13 +121,15 @@ class LogWardenClient(_Base):
         self._labels = labels_pb2_grpc.LabelServiceStub(self.channel)
         self._model = model_pb2_grpc.ModelServiceStub(self.channel)
 
-    def score(self, events: Iterable[EventLike], mode: str = "stream", *,
-              budget_s: float | None = None) -> list[ScoredEvent]:
+    def score(
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+    ) -> list[ScoredEvent]:
         """One result per event, in input order, with the caller's ids; unscored ones say why."""
         return self._score(events, mode, budget_s)[0]
 
-    def score_sessions(self, events: Iterable[EventLike], *, mode: str = "sequence",
-                       budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    def score_sessions(
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+    ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         """The events' results and the session verdicts: one per session in sequence mode; in stream
         mode one per session an event ended (``session_end``)."""
         return self._score(events, mode, budget_s)
@@ -124,8 +140,15 @@ class LogWardenClient(_Base):
         for batch in plan.batches:
             request = self._request(messages, batch, mode)
             try:
-                plan.fill(batch, *call_with_retries(lambda t, r=request: self._results(self._call(
-                    self._scoring.Score, r, t)), self.retry, deadline, self.timeout_s))
+                plan.fill(
+                    batch,
+                    *call_with_retries(
+                        lambda t, r=request: self._results(self._call(self._scoring.Score, r, t)),
+                        self.retry,
+                        deadline,
+                        self.timeout_s,
+                    ),
+                )
             except CallFailed as exc:
                 plan.fail(batch, exc.reason)
         return plan.done(log), plan.sessions
@@ -134,8 +157,10 @@ class LogWardenClient(_Base):
         """Store analysts' labels (dicts with the Label fields); ``ScorerUnavailable`` when that fails."""
         request = labels_pb2.SubmitLabelsRequest(labels=[_label_pb(x) for x in labels])
         response = self._must(self._labels.SubmitLabels, request, budget_s)
-        return [json_format.MessageToDict(r, preserving_proto_field_name=True,
-                                          always_print_fields_with_no_presence=True) for r in response.results]
+        return [
+            json_format.MessageToDict(r, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+            for r in response.results
+        ]
 
     def model_info(self, *, budget_s: float | None = None) -> dict:
         info = self._must(self._model.GetModelInfo, model_pb2.GetModelInfoRequest(), budget_s)
@@ -178,12 +203,14 @@ class AsyncLogWardenClient(_Base):
             self.channel = grpc.aio.insecure_channel(target, options=self._options)
         self._scoring = pbg.ScoringServiceStub(self.channel)
 
-    async def score(self, events: Iterable[EventLike], mode: str = "stream", *,
-                    budget_s: float | None = None) -> list[ScoredEvent]:
+    async def score(
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+    ) -> list[ScoredEvent]:
         return (await self._score(events, mode, budget_s))[0]
 
-    async def score_sessions(self, events: Iterable[EventLike], *, mode: str = "sequence",
-                             budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    async def score_sessions(
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+    ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         return await self._score(events, mode, budget_s)
 
     async def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
@@ -227,6 +254,7 @@ class AsyncLogWardenClient(_Base):
 
 # -- conversions -----------------------------------------------------------------------------------
 
+
 def _failure(exc: grpc.RpcError, timeout: float) -> CallFailed:
     code, details = exc.code(), exc.details() or ""
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -248,8 +276,9 @@ def _pushback(exc: grpc.RpcError) -> float | None:
 
 
 def _event_pb(e: Event) -> pb.Event:
-    out = pb.Event(id=e.id, source=e.source, session_key=e.session_key, attributes=e.attributes,
-                   session_end=e.session_end)
+    out = pb.Event(
+        id=e.id, source=e.source, session_key=e.session_key, attributes=e.attributes, session_end=e.session_end
+    )
     if e.raw is not None:
         out.raw = e.raw
     else:
@@ -261,11 +290,22 @@ def _event_pb(e: Event) -> pb.Event:
 
 def _result(r: pb.EventResult) -> ScoredEvent:
     status = {pb.EVENT_STATUS_SCORED: SCORED, pb.EVENT_STATUS_INVALID: INVALID}.get(r.status, UNSCORED)
-    out = ScoredEvent(id=r.id, status=status, template_id=r.template_id, template=r.template,
-                      new_template=r.new_template, rank=r.rank, reason=r.reason, model_version=r.model_version,
-                      source=r.source, session_key=r.session_key, error=r.error, error_field=r.error_field,
-                      warnings=list(r.warnings),
-                      expected=[Expected(e.template_id, e.template, e.probability) for e in r.expected])
+    out = ScoredEvent(
+        id=r.id,
+        status=status,
+        template_id=r.template_id,
+        template=r.template,
+        new_template=r.new_template,
+        rank=r.rank,
+        reason=r.reason,
+        model_version=r.model_version,
+        source=r.source,
+        session_key=r.session_key,
+        error=r.error,
+        error_field=r.error_field,
+        warnings=list(r.warnings),
+        expected=[Expected(e.template_id, e.template, e.probability) for e in r.expected],
+    )
     if status == SCORED:
         out.score, out.anomalous = r.score, r.verdict == pb.VERDICT_ANOMALOUS
     elif status == UNSCORED:
@@ -274,8 +314,16 @@ def _result(r: pb.EventResult) -> ScoredEvent:
 
 
 def _session(s: pb.SessionResult) -> SessionVerdict:
-    return SessionVerdict(s.source, s.session_key, s.score, s.verdict == pb.VERDICT_ANOMALOUS, s.reason, s.events,
-                          s.anomalous_events, s.model_version)
+    return SessionVerdict(
+        s.source,
+        s.session_key,
+        s.score,
+        s.verdict == pb.VERDICT_ANOMALOUS,
+        s.reason,
+        s.events,
+        s.anomalous_events,
+        s.model_version,
+    )
 
 
 def _label_pb(label: Mapping[str, Any]) -> labels_pb2.Label:
@@ -290,4 +338,3 @@ def _label_pb(label: Mapping[str, Any]) -> labels_pb2.Label:
     if when is not None:
         out.time.FromNanoseconds(int(float(when) * 1e9))
     return out
-

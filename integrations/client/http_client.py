@@ -37,8 +37,7 @@ from logwarden.integrations.client.common import (
 
 log = logging.getLogger("logwarden.client")
 
-RETRYABLE = {429: "scorer overloaded", 500: "scorer unavailable", 502: "scorer unavailable",
-             503: "scorer unavailable"}
+RETRYABLE = {429: "scorer overloaded", 500: "scorer unavailable", 502: "scorer unavailable", 503: "scorer unavailable"}
 MAX_ERROR_BYTES = 64 * 1024
 
 
@@ -49,10 +48,21 @@ class HttpClient:
     trust a private CA, ``cert_file`` + ``key_file`` for mTLS, ``verify=False`` only for testing.
     """
 
-    def __init__(self, base_url: str, *, token: str | None = None, ca_file: str | None = None,
-                 cert_file: str | None = None, key_file: str | None = None, verify: bool = True,
-                 timeout_s: float = 5.0, budget_s: float = 30.0, retry: RetryPolicy | None = None,
-                 max_batch_events: int = 500, max_batch_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        verify: bool = True,
+        timeout_s: float = 5.0,
+        budget_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_batch_events: int = 500,
+        max_batch_bytes: int = 1 << 20,
+    ) -> None:
         if max_batch_events < 1 or max_batch_bytes < 1 or timeout_s <= 0 or budget_s <= 0:
             raise ValueError("max_batch_events, max_batch_bytes, timeout_s and budget_s must be positive")
         if (cert_file is None) != (key_file is None):
@@ -63,8 +73,11 @@ class HttpClient:
         self.timeout_s, self.budget_s = timeout_s, budget_s
         self.retry = retry or RetryPolicy()
         self.max_batch_events, self.max_batch_bytes = max_batch_events, max_batch_bytes
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": "logwarden-client"}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "logwarden-client",
+        }
         if token:
             self._headers["Authorization"] = f"Bearer {token}"  # never logged
         context = None
@@ -79,13 +92,15 @@ class HttpClient:
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
 
-    def score(self, events: Iterable[EventLike], mode: str = "stream", *,
-              budget_s: float | None = None) -> list[ScoredEvent]:
+    def score(
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+    ) -> list[ScoredEvent]:
         """One result per event, in input order, with the caller's ids; unscored ones say why."""
         return self._score(events, mode, budget_s)[0]
 
-    def score_sessions(self, events: Iterable[EventLike], *, mode: str = "sequence",
-                       budget_s: float | None = None) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    def score_sessions(
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+    ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         """The events' results and the session verdicts: one per session in sequence mode; in stream
         mode one per session an event ended (``session_end``)."""
         return self._score(events, mode, budget_s)
@@ -99,10 +114,14 @@ class HttpClient:
         for batch in plan.batches:
             body = f'{{"mode":"{mode}","events":[{",".join(bodies[i] for i in batch)}]}}'.encode()
             try:
-                response = call_with_retries(lambda t, b=body: self._call("POST", "/v1/score", b, t), self.retry,
-                                             deadline, self.timeout_s)
-                plan.fill(batch, [_result(r) for r in response.get("results", [])],
-                          [_session(s) for s in response.get("sessions", [])])
+                response = call_with_retries(
+                    lambda t, b=body: self._call("POST", "/v1/score", b, t), self.retry, deadline, self.timeout_s
+                )
+                plan.fill(
+                    batch,
+                    [_result(r) for r in response.get("results", [])],
+                    [_session(s) for s in response.get("sessions", [])],
+                )
             except CallFailed as exc:
                 plan.fail(batch, exc.reason)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -120,8 +139,7 @@ class HttpClient:
     def _must(self, method: str, path: str, body: bytes | None, budget_s: float | None) -> Any:
         deadline = time.monotonic() + (budget_s or self.budget_s)
         try:
-            return call_with_retries(lambda t: self._call(method, path, body, t), self.retry, deadline,
-                                     self.timeout_s)
+            return call_with_retries(lambda t: self._call(method, path, body, t), self.retry, deadline, self.timeout_s)
         except CallFailed as exc:
             raise ScorerUnavailable(exc.reason) from None
 
@@ -143,6 +161,7 @@ class HttpClient:
 
 # -- errors and conversions ---------------------------------------------------------------------------
 
+
 def _http_failure(exc: urllib.error.HTTPError) -> CallFailed:
     try:
         message = json.loads(exc.read(MAX_ERROR_BYTES))["error"]["message"]
@@ -153,8 +172,11 @@ def _http_failure(exc: urllib.error.HTTPError) -> CallFailed:
     if exc.code == 504:
         return CallFailed(f"deadline exceeded: HTTP 504: {message}")
     if exc.code in RETRYABLE:
-        return CallFailed(f"{RETRYABLE[exc.code]}: HTTP {exc.code}: {message}", retryable=True,
-                          retry_after=_retry_after(exc.headers.get("Retry-After")))
+        return CallFailed(
+            f"{RETRYABLE[exc.code]}: HTTP {exc.code}: {message}",
+            retryable=True,
+            retry_after=_retry_after(exc.headers.get("Retry-After")),
+        )
     return CallFailed(f"scorer refused the call: HTTP {exc.code}: {message}")
 
 
@@ -199,14 +221,22 @@ def _event_json(e: Event) -> dict[str, Any]:
 def _result(r: Mapping[str, Any]) -> ScoredEvent:
     status = r.get("status")
     status = status if status in (SCORED, INVALID) else UNSCORED
-    out = ScoredEvent(id=r.get("id", ""), status=status, template_id=r.get("template_id", ""),
-                      template=r.get("template", ""), new_template=bool(r.get("new_template")),
-                      rank=int(r.get("rank") or 0), reason=r.get("reason", ""),
-                      model_version=r.get("model_version", ""), source=r.get("source", ""),
-                      session_key=r.get("session_key", ""), error=r.get("error", ""),
-                      error_field=r.get("error_field", ""), warnings=list(r.get("warnings") or []),
-                      expected=[Expected(e["template_id"], e["template"], e["probability"])
-                                for e in r.get("expected") or []])
+    out = ScoredEvent(
+        id=r.get("id", ""),
+        status=status,
+        template_id=r.get("template_id", ""),
+        template=r.get("template", ""),
+        new_template=bool(r.get("new_template")),
+        rank=int(r.get("rank") or 0),
+        reason=r.get("reason", ""),
+        model_version=r.get("model_version", ""),
+        source=r.get("source", ""),
+        session_key=r.get("session_key", ""),
+        error=r.get("error", ""),
+        error_field=r.get("error_field", ""),
+        warnings=list(r.get("warnings") or []),
+        expected=[Expected(e["template_id"], e["template"], e["probability"]) for e in r.get("expected") or []],
+    )
     if status == SCORED:
         out.score, out.anomalous = float(r["score"]), bool(r["anomalous"])
     elif status == UNSCORED:
@@ -215,5 +245,13 @@ def _result(r: Mapping[str, Any]) -> ScoredEvent:
 
 
 def _session(s: Mapping[str, Any]) -> SessionVerdict:
-    return SessionVerdict(s["source"], s["session_key"], float(s["score"]), bool(s["anomalous"]), s["reason"],
-                          int(s["events"]), int(s["anomalous_events"]), s.get("model_version", ""))
+    return SessionVerdict(
+        s["source"],
+        s["session_key"],
+        float(s["score"]),
+        bool(s["anomalous"]),
+        s["reason"],
+        int(s["events"]),
+        int(s["anomalous_events"]),
+        s.get("model_version", ""),
+    )

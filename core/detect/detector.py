@@ -1,0 +1,315 @@
+"""The detector: a loaded model version that turns parsed sessions into verdicts and explanations.
+
+Per event it reports the rank of the observed key among the model's predictions, its surprisal,
+a score in [0, 1] (0.5 is the decision boundary) and, when anomalous, the reason and the templates
+the model expected instead. A complete session's end is judged too (could it end here?), and so is its
+set of templates (is it an established normal combination?). A session is anomalous when any of its
+events, its end or its combination is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safetensors.torch import load_file
+from transformers import GPT2LMHeadModel
+
+from logwarden.core.artifact import store as artifact
+from logwarden.core.detect.calibration import Calibration, scores_from_margins
+from logwarden.core.detect.combinations import RARE_COMBINATION, Combinations
+from logwarden.core.detect.next_key import score_sequences
+from logwarden.core.errors import LogWardenError
+from logwarden.core.model.backends import Backend, OnnxBackend, TorchBackend
+from logwarden.core.model.gpt2 import ModelConfig, build_model
+from logwarden.core.model.vocab import BOS, EOS, UNK, Vocab
+from logwarden.core.parsing.sessions import Event, SessionRule
+from logwarden.core.parsing.templates import TemplateParser
+from logwarden.core.records import LogRecord
+
+NEW_TEMPLATE = "new template (never seen in training)"
+RARE_TEMPLATE = "rare template (in too few normal training sessions to be modelled)"
+ENDED_EARLY = "session ended early"  # the end is judged by probability, not by K (see calibration)
+
+
+@dataclass(slots=True)
+class Expected:
+    key: str
+    template: str
+    probability: float
+
+    def to_dict(self) -> dict:
+        return {"template_id": self.key, "template": self.template, "probability": round(self.probability, 6)}
+
+
+@dataclass(slots=True)
+class EventVerdict:
+    key: str | None
+    template: str
+    rank: int
+    surprisal: float  # -ln p(observed key | previous keys); inf for a new template
+    score: float
+    anomalous: bool
+    reason: str = ""
+    expected: list[Expected] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = {
+            "template_id": self.key,
+            "template": self.template,
+            "rank": self.rank,
+            "surprisal": None if math.isinf(self.surprisal) else round(self.surprisal, 4),
+            "score": round(self.score, 6),
+            "anomalous": self.anomalous,
+        }
+        if self.anomalous:
+            out["reason"] = self.reason
+            out["expected"] = [e.to_dict() for e in self.expected]
+        return out
+
+
+@dataclass(slots=True)
+class SessionVerdict:
+    events: list[EventVerdict]
+    end: EventVerdict | None  # the end-of-session prediction, when the session is complete
+    score: float
+    anomalous: bool
+    reason: str
+    combination: str = ""  # why the session's set of templates is anomalous ("" when it is not, or unjudged)
+
+    @property
+    def n_anomalous(self) -> int:
+        return sum(e.anomalous for e in self.events) + int(bool(self.end and self.end.anomalous))
+
+
+class Detector:
+    """Everything needed to score: parser, vocabulary, network backend, calibration, session rule."""
+
+    def __init__(
+        self,
+        *,
+        model: GPT2LMHeadModel,
+        model_config: ModelConfig,
+        vocab: Vocab,
+        calibration: Calibration,
+        parser: TemplateParser | None = None,
+        rule: SessionRule | None = None,
+        config: dict | None = None,
+        backend: Backend | None = None,
+        path: Path | None = None,
+        combinations: Combinations | None = None,
+    ) -> None:
+        self.model = model
+        self.model_config = model_config
+        self.vocab = vocab
+        self.calibration = calibration
+        self.parser = parser
+        self.rule = rule or SessionRule()
+        self.config = config or {}
+        self.backend = backend or TorchBackend(model)
+        self.path = path
+        self.combinations = combinations  # None: the whole-session combination check is off
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path | str, *, version: str | None = None, backend: str = "onnx", device: str = "auto"):
+        """Load a model version (the newest under ``path`` unless ``version`` is given)."""
+        files = artifact.read_config(artifact.resolve(Path(path), version))
+        cfg = files.config
+        try:
+            model_config = ModelConfig(**cfg["model"])
+            vocab = Vocab(cfg["vocab"])
+            calibration = Calibration.from_dict(cfg["calibration"])
+            rule = SessionRule.from_dict(cfg["sessions"])
+            combinations = Combinations.from_dict(cfg["combinations"]) if cfg.get("combinations") else None
+        except (TypeError, KeyError, ValueError) as exc:
+            raise LogWardenError(f"corrupt model {files.path}: config.json has bad settings ({exc})") from exc
+        parser = TemplateParser.from_state(artifact.read_json(files.path / artifact.PARSER))
+        model = build_model(model_config, len(vocab))
+        try:
+            state = load_file(str(files.path / artifact.WEIGHTS))
+            model.load_state_dict(state, strict=False)
+        except Exception as exc:  # safetensors and torch raise several types for damaged files
+            raise LogWardenError(f"corrupt model {files.path}: cannot read {artifact.WEIGHTS} ({exc})") from exc
+        model.tie_weights()
+        model.eval()
+        if backend == "onnx":
+            engine: Backend = OnnxBackend(files.path / artifact.ONNX)
+        elif backend == "torch":
+            engine = TorchBackend(model, device=device)
+        else:
+            raise LogWardenError(f"unknown backend {backend!r}: use onnx or torch")
+        return cls(
+            model=model,
+            model_config=model_config,
+            vocab=vocab,
+            calibration=calibration,
+            parser=parser,
+            rule=rule,
+            config=cfg,
+            backend=engine,
+            path=files.path,
+            combinations=combinations,
+        )
+
+    @property
+    def version(self) -> str:
+        return str(self.config.get("version", "unsaved"))
+
+    @property
+    def line_format(self) -> str:
+        return str(self.config.get("line_format", ""))
+
+    # -- parsing ---------------------------------------------------------------------------------
+    def parse(self, record: LogRecord) -> Event:
+        """Match a record against the trained templates (never learns; unseen → key None)."""
+        if self.parser is None:
+            raise LogWardenError("this detector has no template parser (it was built from key sequences)")
+        cluster = self.parser.match(record.content)
+        return Event(record, None if cluster is None else str(cluster))
+
+    def new_template_text(self, content: str) -> str:
+        """What an unseen line looks like as a template: its content with the variables masked as ``<*>``."""
+        return self.parser.masker.mask(content) if self.parser is not None else content
+
+    @property
+    def parser(self) -> TemplateParser | None:
+        return self._parser
+
+    @parser.setter
+    def parser(self, parser: TemplateParser | None) -> None:
+        self._parser = parser
+        self._templates: dict[str, str] = {}  # key → template text; bounded by the number of templates
+
+    def template(self, key: str | None) -> str:
+        """The template text of a log key (the key itself when the parser does not know it)."""
+        if key is None:
+            return ""
+        text = self._templates.get(key)
+        if text is None:
+            text = key
+            if self._parser is not None and key.isdigit():
+                with contextlib.suppress(KeyError):
+                    text = self._parser.template(int(key))
+            self._templates[key] = text
+        return text
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def score_keys(
+        self,
+        sessions: Sequence[Sequence[str | None]],
+        *,
+        complete: bool | Sequence[bool] = True,
+        k: int | Sequence[int] | None = None,
+        starts: Sequence[int] | None = None,
+        n_expected: int = 3,
+        whole: Sequence[bool] | None = None,
+    ) -> list[SessionVerdict]:
+        """Verdicts for sessions given as key sequences (None = new template).
+
+        ``complete`` sessions also get their end checked (did the session stop where normal ones
+        do?) and their set of templates (is it an established combination?). ``k`` overrides the
+        calibrated K, per session when a sequence is given. ``starts`` (stream mode) gives per session
+        the index of the first event to score: earlier events are context only and get no verdict.
+        ``whole`` says per session whether its keys are all of it (stream mode: not once its window
+        dropped early keys); a complete session's combination is judged only then (default: all are).
+        """
+        cal = self.calibration
+        ks = [cal.k] * len(sessions) if k is None else ([k] * len(sessions) if isinstance(k, int) else list(k))
+        ends = [complete] * len(sessions) if isinstance(complete, bool) else list(complete)
+        score_end = bool(self.config.get("score_end", True))
+        tokens = [
+            [BOS, *self.vocab.encode(keys), *([EOS] if score_end and end else [])]
+            for keys, end in zip(sessions, ends, strict=True)
+        ]
+        first = None if starts is None else [s + 1 for s in starts]
+        raw = score_sequences(
+            self.backend, tokens, max_len=self.model_config.max_len, k=ks, starts=first, n_expected=n_expected
+        )
+        judge = ends if whole is None else [end and all_keys for end, all_keys in zip(ends, whole, strict=True)]
+        return [
+            self._verdict(keys, toks, r, kk, combination)
+            for keys, toks, r, kk, combination in zip(sessions, tokens, raw, ks, judge, strict=True)
+        ]
+
+    def _verdict(self, keys, tokens, raw, k: int, judge_combination: bool) -> SessionVerdict:
+        cal = self.calibration
+        margins = raw.margin
+        if cal.end_surprisal is not None and len(margins) and tokens[raw.positions[-1]] == EOS:
+            # Could the session end here? Judged by probability (see calibration): the end's margin is
+            # how far its surprisal exceeds the least likely normal end.
+            margins = margins.copy()
+            margins[-1] = -raw.logp[-1] - cal.end_surprisal
+        scores = scores_from_margins(margins, cal.temperature)
+        verdicts: list[EventVerdict] = []
+        for i, pos in enumerate(raw.positions):
+            token = tokens[pos]
+            key = keys[pos - 1] if pos - 1 < len(keys) else None
+            anomalous = bool(margins[i] > 0)
+            verdict = EventVerdict(
+                key=key,
+                template="<end of session>" if token == EOS else self.template(key),
+                rank=int(raw.ranks[i]),
+                surprisal=float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf,
+                score=float(scores[i]),
+                anomalous=anomalous,
+            )
+            if anomalous:
+                verdict.reason = self._reason(keys, pos, token, verdict, k)
+                verdict.expected = [
+                    Expected(self.vocab.key(int(t)) or "<end>", self._token_template(int(t)), float(math.exp(lp)))
+                    for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
+                ]
+            verdicts.append(verdict)
+        end = verdicts.pop() if verdicts and tokens[-1] == EOS and raw.positions[-1] == len(tokens) - 1 else None
+        everything = [*verdicts, *([end] if end else [])]
+        worst = max(everything, key=lambda v: v.score, default=None)
+        first = next((v for v in everything if v.anomalous), None)
+        combination = self._combination_reason(keys) if judge_combination else ""
+        return SessionVerdict(
+            events=verdicts,
+            end=end,
+            score=1.0 if combination else (worst.score if worst else 0.0),
+            anomalous=first is not None or bool(combination),
+            reason=first.reason if first else combination,
+            combination=combination,
+        )
+
+    def _combination_reason(self, keys) -> str:
+        """Why a complete session's set of templates is anomalous, or "" when it is an established one."""
+        if self.combinations is None or not keys or not self.combinations.is_rare(keys):
+            return ""
+        n = len({k for k in keys if k is not None})
+        text = (
+            f"{RARE_COMBINATION}: fewer than {self.combinations.min_sessions} normal training sessions had "
+            f"these {n} templates together"
+        )
+        closest = self.combinations.closest(keys)
+        if closest is None:
+            return text
+        parts = [f"with {self._quote(closest.extra)}" if closest.extra else ""]
+        parts.append(f"without {self._quote(closest.missing)}" if closest.missing else "")
+        closest_text = " and ".join(p for p in parts if p)
+        return f"{text}; the closest normal combination ({closest.sessions} sessions) differs: {closest_text}"
+
+    def _quote(self, keys: Sequence[str], limit: int = 3) -> str:
+        shown = ", ".join(f"'{self.template(k)}'" for k in keys[:limit])
+        return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+    def _token_template(self, token: int) -> str:
+        return "<end of session>" if token == EOS else self.template(self.vocab.key(token))
+
+    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> str:
+        if token == UNK:
+            return NEW_TEMPLATE if verdict.key is None else RARE_TEMPLATE
+        previous = self.template(keys[pos - 2]) if pos >= 2 else "<start of session>"
+        if token == EOS and self.calibration.end_surprisal is not None:
+            return (
+                f"{ENDED_EARLY} after '{previous}': p(end) {math.exp(-verdict.surprisal):.2g}, below that of every "
+                f"normal session's end in calibration (>= {math.exp(-self.calibration.end_surprisal):.2g})"
+            )
+        what = "session ended" if token == EOS else "unexpected template"
+        return f"{what} after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"

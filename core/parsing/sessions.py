@@ -1,0 +1,150 @@
+"""Group parsed events into sessions: by a key in the line or a field, or by time / count windows.
+
+The rule is part of the model's config, so serving groups events exactly as training did.
+Events whose key rule finds no key fall back to one session per source (named after the source).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from logwarden.core.errors import LogWardenError
+from logwarden.core.records import LogRecord
+
+SessionKind = Literal["key", "field", "time", "count", "source"]
+
+
+@dataclass(frozen=True)
+class SessionRule:
+    """How events become sessions. ``key``: regex over the content; ``field``: a parsed field."""
+
+    kind: SessionKind = "key"
+    key_regex: str = r"blk_-?\d+"
+    field: str = ""
+    window_seconds: float = 60.0
+    step_seconds: float = 60.0
+    window_size: int = 20
+    step_size: int = 20
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("key", "field", "time", "count", "source"):
+            raise LogWardenError(f"unknown session kind {self.kind!r}: use key, field, time, count or source")
+        if self.kind == "key":
+            try:
+                re.compile(self.key_regex)
+            except re.error as exc:
+                raise LogWardenError(f"invalid session key regex {self.key_regex!r}: {exc}") from exc
+        if self.kind == "field" and not self.field:
+            raise LogWardenError("session kind 'field' needs a field name")
+        if self.kind == "time" and not (self.step_seconds > 0 and self.window_seconds > 0):
+            raise LogWardenError("time windows need window_seconds > 0 and step_seconds > 0")
+        if self.kind == "count" and not (0 < self.step_size <= self.window_size):
+            raise LogWardenError("count windows need 0 < step_size <= window_size")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SessionRule:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(slots=True)
+class Event:
+    """A parsed log event: its record and its log key (template id; None for a template never seen)."""
+
+    record: LogRecord
+    key: str | None
+
+
+@dataclass(slots=True)
+class Session:
+    key: str
+    source: str
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def label(self) -> int | None:
+        """Anomalous when any line is labelled anomalous; None when no line carries a label."""
+        labels = [e.record.label for e in self.events if e.record.label is not None]
+        return max(labels) if labels else None
+
+
+def session_key(rule: SessionRule, record: LogRecord, pattern: re.Pattern[str] | None = None) -> str | None:
+    """The key named by a key/field rule, or None when the record carries none."""
+    if rule.kind == "field":
+        return record.fields.get(rule.field) or None
+    if rule.kind == "key":
+        match = (pattern or re.compile(rule.key_regex)).search(record.content)
+        if match:
+            return match.group(1) if match.groups() else match.group(0)
+    return None
+
+
+def build_sessions(events: Iterable[Event], rule: SessionRule) -> list[Session]:
+    """Group events (in input order) into sessions; windows are formed per source."""
+    if rule.kind in ("key", "field", "source"):
+        return _by_key(events, rule)
+    per_source: OrderedDict[str, list[Event]] = OrderedDict()
+    for event in events:
+        per_source.setdefault(event.record.source, []).append(event)
+    sessions: list[Session] = []
+    for source, items in per_source.items():
+        if rule.kind == "count":
+            sessions.extend(_count_windows(source, items, rule))
+        else:
+            sessions.extend(_time_windows(source, items, rule))
+    return sessions
+
+
+def _by_key(events: Iterable[Event], rule: SessionRule) -> list[Session]:
+    pattern = re.compile(rule.key_regex) if rule.kind == "key" else None
+    sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
+    for event in events:
+        source = event.record.source
+        key = session_key(rule, event.record, pattern) or source
+        session = sessions.get((source, key))
+        if session is None:
+            session = sessions[(source, key)] = Session(key, source)
+        session.events.append(event)
+    return list(sessions.values())
+
+
+def _count_windows(source: str, items: list[Event], rule: SessionRule) -> list[Session]:
+    out = []
+    for start in range(0, len(items), rule.step_size):
+        out.append(Session(f"{source}#{start}", source, items[start : start + rule.window_size]))
+        if start + rule.window_size >= len(items):
+            break
+    return out
+
+
+def _time_windows(source: str, items: list[Event], rule: SessionRule) -> list[Session]:
+    timed = [e for e in items if e.record.timestamp is not None]
+    if len(timed) != len(items):
+        missing = next(e for e in items if e.record.timestamp is None).record
+        raise LogWardenError(
+            f"time windows need a timestamp on every line; {missing.source}:{missing.line_no} has none "
+            "(check the format's timestamp setting)"
+        )
+    if not timed:
+        return []
+    timed.sort(key=lambda e: e.record.timestamp)  # type: ignore[arg-type, return-value]
+    first, last = timed[0].record.timestamp, timed[-1].record.timestamp
+    assert first is not None and last is not None
+    out, lo, start = [], 0, first
+    while start <= last:
+        end = start + rule.window_seconds
+        while lo < len(timed) and timed[lo].record.timestamp < start:  # type: ignore[operator]
+            lo += 1
+        hi = lo
+        while hi < len(timed) and timed[hi].record.timestamp < end:  # type: ignore[operator]
+            hi += 1
+        if hi > lo:
+            out.append(Session(f"{source}@{int(start)}", source, timed[lo:hi]))
+        start += rule.step_seconds
+    return out

@@ -1,0 +1,171 @@
+"""Protobuf ↔ schema dataclasses for the gRPC servicers (the only module that knows both)."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from logwarden.grpc_server.service.schema import (
+    SCORED,
+    EventIn,
+    EventOut,
+    LabelIn,
+    LabelOut,
+    ModelInfoOut,
+    ScoreOutput,
+    SessionOut,
+)
+from logwarden.protos.logwarden.v1 import labels_pb2, model_pb2, scoring_pb2
+
+MODES = {
+    scoring_pb2.SCORING_MODE_UNSPECIFIED: "stream",
+    scoring_pb2.SCORING_MODE_STREAM: "stream",
+    scoring_pb2.SCORING_MODE_SEQUENCE: "sequence",
+}
+TARGETS = {labels_pb2.LABEL_TARGET_EVENT: "event", labels_pb2.LABEL_TARGET_SESSION: "session"}
+VALUES = {labels_pb2.LABEL_VALUE_ANOMALY: "anomaly", labels_pb2.LABEL_VALUE_NORMAL: "normal"}
+
+
+def _seconds(ts: Timestamp) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def event_in(e: scoring_pb2.Event) -> EventIn:
+    which = e.WhichOneof("payload")
+    return EventIn(
+        e.id,
+        e.message if which == "message" else None,
+        e.raw if which == "raw" else None,
+        _seconds(e.timestamp) if e.HasField("timestamp") else None,
+        e.source,
+        e.session_key,
+        dict(e.attributes) if e.attributes else {},  # iterating an empty protobuf map is not free
+        e.session_end,
+    )
+
+
+def mode(request: scoring_pb2.ScoreRequest) -> str:
+    return MODES.get(request.mode, f"unknown ({request.mode})")
+
+
+def _event_result(r: EventOut) -> scoring_pb2.EventResult:
+    """One result message, built in one constructor call (setting fields one by one costs per field)."""
+    if r.status != SCORED:
+        return scoring_pb2.EventResult(
+            id=r.id,
+            status=scoring_pb2.EVENT_STATUS_INVALID,
+            error=r.error,
+            error_field=r.error_field,
+            model_version=r.model_version,
+            source=r.source,
+            session_key=r.session_key,
+            warnings=r.warnings,
+        )
+    fields = {"surprisal": r.surprisal} if r.surprisal is not None else {}
+    if r.expected:
+        fields["expected"] = [
+            scoring_pb2.ExpectedTemplate(template_id=e.template_id, template=e.template, probability=e.probability)
+            for e in r.expected
+        ]
+    if r.warnings:
+        fields["warnings"] = r.warnings
+    return scoring_pb2.EventResult(
+        id=r.id,
+        status=scoring_pb2.EVENT_STATUS_SCORED,
+        model_version=r.model_version,
+        source=r.source,
+        session_key=r.session_key,
+        score=r.score,
+        verdict=scoring_pb2.VERDICT_ANOMALOUS if r.anomalous else scoring_pb2.VERDICT_NORMAL,
+        template_id=r.template_id,
+        template=r.template,
+        new_template=r.new_template,
+        rank=r.rank,
+        reason=r.reason,
+        **fields,
+    )
+
+
+def _session_result(s: SessionOut) -> scoring_pb2.SessionResult:
+    out = scoring_pb2.SessionResult(
+        source=s.source,
+        session_key=s.session_key,
+        score=s.score,
+        reason=s.reason,
+        events=s.events,
+        verdict=scoring_pb2.VERDICT_ANOMALOUS if s.anomalous else scoring_pb2.VERDICT_NORMAL,
+        anomalous_events=s.anomalous_events,
+        model_version=s.model_version,
+    )
+    if s.end is not None:
+        out.end.CopyFrom(_event_result(s.end))
+    return out
+
+
+def score_response(out: ScoreOutput, request_id: str = "") -> scoring_pb2.ScoreResponse:
+    return scoring_pb2.ScoreResponse(
+        results=[_event_result(r) for r in out.results],
+        sessions=[_session_result(s) for s in out.sessions],
+        model_version=out.model_version,
+        request_id=request_id,
+    )
+
+
+def label_in(label: labels_pb2.Label) -> LabelIn:
+    return LabelIn(
+        id=label.id,
+        target=TARGETS.get(label.target, ""),
+        value=VALUES.get(label.value, ""),
+        analyst=label.analyst,
+        time=_seconds(label.time) if label.HasField("time") else None,
+        comment=label.comment,
+        source=label.source,
+        session_key=label.session_key,
+        template_id=label.template_id,
+        event_id=label.event_id,
+        message=label.message,
+        model_version=label.model_version,
+        keys=list(label.keys),
+        predicted=_predicted(label.predicted),
+        reason=label.reason,
+    )
+
+
+def _predicted(value: int) -> str:
+    """UNSPECIFIED is "unknown"; a number this server does not know is kept visible so validation refuses it."""
+    if value == labels_pb2.LABEL_VALUE_UNSPECIFIED:
+        return ""
+    return VALUES.get(value, f"unknown ({value})")
+
+
+def labels_response(results: list[LabelOut]) -> labels_pb2.SubmitLabelsResponse:
+    return labels_pb2.SubmitLabelsResponse(
+        results=[
+            labels_pb2.LabelResult(
+                id=r.id, accepted=r.accepted, error=r.error, error_field=r.error_field, label_id=r.label_id
+            )
+            for r in results
+        ]
+    )
+
+
+def model_info(info: ModelInfoOut) -> model_pb2.ModelInfo:
+    return model_pb2.ModelInfo(
+        version=info.version,
+        path=info.path,
+        line_format=info.line_format,
+        backend=info.backend,
+        k=info.k,
+        templates=info.templates,
+        session_rule_json=json.dumps(info.session_rule, sort_keys=True),
+        available_versions=info.available_versions,
+        loaded_at=_timestamp(info.loaded_at),
+        max_context=info.max_context,
+    )

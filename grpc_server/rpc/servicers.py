@@ -1,0 +1,175 @@
+"""gRPC servicers: thin adapters from protobuf to ``ScoringService`` and back.
+
+Requests are registered with a decoder that never raises: a message that is not valid protobuf (or
+has a string field that is not UTF-8) reaches the servicer as ``BadMessage`` and is answered with
+INVALID_ARGUMENT instead of grpc's generic INTERNAL/UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from google.protobuf.message import DecodeError
+
+from logwarden.grpc_server.rpc import convert
+from logwarden.grpc_server.service.errors import ServiceError
+from logwarden.grpc_server.service.scoring import ScoringService
+from logwarden.protos.logwarden.v1 import (
+    labels_pb2,
+    labels_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    scoring_pb2,
+    scoring_pb2_grpc,
+)
+
+log = structlog.get_logger("logwarden.server")
+
+
+@dataclass(frozen=True, slots=True)
+class BadMessage:
+    type_name: str
+    error: str
+
+
+def _safe_decoder(cls) -> Callable[[bytes], object]:
+    def decode(data: bytes):
+        try:
+            return cls.FromString(data)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            return BadMessage(cls.DESCRIPTOR.full_name, str(exc) or type(exc).__name__)
+
+    return decode
+
+
+async def _check(request, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, BadMessage):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"request: not a valid {request.type_name} ({request.error}); string fields must be "
+            "UTF-8 (send other bytes in Event.raw)",
+        )
+
+
+class _Observed:
+    """Counts and times one call for the request metrics; maps ServiceError to the call's status."""
+
+    def __init__(self, service: ScoringService, method: str) -> None:
+        self.metrics, self.method = service.metrics, method
+        self.started = time.perf_counter()
+
+    def done(self, code: grpc.StatusCode) -> None:
+        self.metrics.requests.labels(self.method, code.name).inc()
+        self.metrics.latency.labels(self.method).observe(time.perf_counter() - self.started)
+
+
+async def _abort(context: grpc.aio.ServicerContext, obs: _Observed, exc: ServiceError) -> None:
+    obs.done(exc.code)
+    quiet = exc.code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)  # floods under load
+    (log.debug if quiet else log.info)("call refused", method=obs.method, code=exc.code.name, error=exc.message)
+    await context.abort(exc.code, exc.message)
+
+
+class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
+    def __init__(self, service: ScoringService, draining: Callable[[], bool] = lambda: False) -> None:
+        self.service = service
+        self.draining = draining
+
+    async def _score(self, request: scoring_pb2.ScoreRequest, context, method: str) -> scoring_pb2.ScoreResponse:
+        obs = _Observed(self.service, method)
+        try:
+            out = await self.service.score(
+                [convert.event_in(e) for e in request.events], convert.mode(request), timeout=context.time_remaining()
+            )
+        except ServiceError as exc:
+            await _abort(context, obs, exc)
+            raise  # unreachable: abort raises
+        obs.done(grpc.StatusCode.OK)
+        return convert.score_response(out, request.request_id)
+
+    async def Score(self, request, context):
+        await _check(request, context)
+        return await self._score(request, context, "Score")
+
+    async def ScoreStream(self, request_iterator, context) -> AsyncIterator[scoring_pb2.ScoreResponse]:
+        async for request in request_iterator:
+            await _check(request, context)
+            yield await self._score(request, context, "ScoreStream")
+            if self.draining():  # shutting down: end the stream cleanly; the shipper reconnects elsewhere
+                return
+
+
+class LabelServicer(labels_pb2_grpc.LabelServiceServicer):
+    def __init__(self, service: ScoringService) -> None:
+        self.service = service
+
+    async def SubmitLabels(self, request, context):
+        await _check(request, context)
+        obs = _Observed(self.service, "SubmitLabels")
+        try:
+            results = await self.service.submit_labels([convert.label_in(x) for x in request.labels])
+        except ServiceError as exc:
+            await _abort(context, obs, exc)
+            raise
+        obs.done(grpc.StatusCode.OK)
+        return convert.labels_response(results)
+
+
+class ModelServicer(model_pb2_grpc.ModelServiceServicer):
+    def __init__(self, service: ScoringService) -> None:
+        self.service = service
+
+    async def GetModelInfo(self, request, context):
+        await _check(request, context)
+        return convert.model_info(self.service.model_info())
+
+    async def ReloadModel(self, request, context):
+        await _check(request, context)
+        obs = _Observed(self.service, "ReloadModel")
+        try:
+            previous, info, changed = await self.service.reload_model(request.version or None)
+        except ServiceError as exc:
+            await _abort(context, obs, exc)
+            raise
+        obs.done(grpc.StatusCode.OK)
+        log.info("model reloaded", previous=previous, version=info.version, changed=changed)
+        return model_pb2.ReloadModelResponse(previous_version=previous, model=convert.model_info(info), changed=changed)
+
+
+_HANDLERS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_servicer(server: grpc.aio.Server, servicer, module, service_name: str) -> str:
+    """Register ``servicer`` for ``service_name`` of a generated ``*_pb2`` module; returns the full name."""
+    service = module.DESCRIPTOR.services_by_name[service_name]
+    handlers = {}
+    for method in service.methods:
+        request_cls = getattr(module, method.input_type.name)
+        response_cls = getattr(module, method.output_type.name)
+        factory = _HANDLERS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = factory(
+            getattr(servicer, method.name),
+            request_deserializer=_safe_decoder(request_cls),
+            response_serializer=response_cls.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+    return service.full_name
+
+
+def add_all(server: grpc.aio.Server, service: ScoringService, draining: Callable[[], bool]) -> list[str]:
+    """Register the three LogWarden services; returns their full names (for health and reflection)."""
+    return [
+        add_servicer(server, ScoringServicer(service, draining), scoring_pb2, "ScoringService"),
+        add_servicer(server, LabelServicer(service), labels_pb2, "LabelService"),
+        add_servicer(server, ModelServicer(service), model_pb2, "ModelService"),
+    ]

@@ -1,0 +1,106 @@
+"""The served model version: loaded off the event loop, swapped atomically on reload.
+
+Callers take ``holder.current`` once per request and keep that ``ServedModel`` to the end, so a
+request in flight during a reload finishes on the version it started with; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from logwarden.core.artifact import store as artifact
+from logwarden.core.detect.detector import Detector
+from logwarden.core.errors import LogWardenError
+from logwarden.core.parsing.formats import LineFormat, get_format
+from logwarden.grpc_server import heap
+from logwarden.grpc_server.service.errors import FailedPrecondition, NotFound
+from logwarden.grpc_server.service.schema import ModelInfoOut
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """A loaded detector with what serving needs beside it (its line format and session key pattern)."""
+
+    detector: Detector
+    fmt: LineFormat
+    backend: str
+    key_pattern: re.Pattern[str] | None = None  # the session rule's regex, compiled once
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def version(self) -> str:
+        return self.detector.version
+
+
+def load_model(path: Path, version: str | None, backend: str, device: str) -> ServedModel:
+    """Load and wrap a version (blocking: call it in a thread once the server runs)."""
+    detector = Detector.load(path, version=version, backend=backend, device=device)
+    rule = detector.rule
+    pattern = re.compile(rule.key_regex) if rule.kind == "key" else None
+    return ServedModel(detector, get_format(detector.line_format), backend, pattern)
+
+
+class ModelHolder:
+    """Holds the current ``ServedModel``; ``reload`` replaces it without pausing scoring."""
+
+    def __init__(self, path: Path, *, backend: str = "onnx", device: str = "auto") -> None:
+        self.path = Path(path)
+        self.backend = backend
+        self.device = device
+        self._current: ServedModel | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def current(self) -> ServedModel:
+        if self._current is None:
+            raise FailedPrecondition("no model loaded")
+        return self._current
+
+    def load(self, version: str | None = None) -> ServedModel:
+        """First load (blocking, before serving starts)."""
+        self._current = load_model(self.path, version, self.backend, self.device)
+        return self._current
+
+    async def reload(self, version: str | None = None) -> tuple[str, ServedModel, bool]:
+        """Load ``version`` (the newest when None) in a thread and swap it in: (previous, new, changed)."""
+        async with self._lock:
+            previous = self.current
+            target = self._resolve(version)
+            if previous.detector.path is not None and target == previous.detector.path.resolve():
+                return previous.version, previous, False
+            try:
+                model = await asyncio.to_thread(load_model, self.path, version, self.backend, self.device)
+            except LogWardenError as exc:
+                raise FailedPrecondition(f"cannot load model version {version or target.name}: {exc}") from exc
+            self._current = model  # the swap: one reference assignment on the event loop thread
+            heap.refreeze()
+            return previous.version, model, True
+
+    def _resolve(self, version: str | None) -> Path:
+        if version is not None and (not version or "/" in version or version.startswith(".")):
+            raise NotFound(f"model version {version!r} not found", "version")
+        try:
+            return artifact.resolve(self.path, version).resolve()
+        except LogWardenError as exc:
+            raise NotFound(str(exc), "version") from exc
+
+    def info(self) -> ModelInfoOut:
+        model = self.current
+        det = model.detector
+        root = self.path.parent if (self.path / artifact.CONFIG).exists() else self.path
+        return ModelInfoOut(
+            version=det.version,
+            path=str(det.path or ""),
+            line_format=det.line_format,
+            backend=model.backend,
+            k=det.calibration.k,
+            templates=det.parser.num_templates if det.parser else 0,
+            session_rule=det.rule.to_dict(),
+            available_versions=artifact.list_versions(root),
+            loaded_at=model.loaded_at,
+            max_context=det.model_config.max_len - 1,
+        )

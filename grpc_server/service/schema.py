@@ -1,0 +1,148 @@
+"""Transport-independent request and result types of the scoring service (plain dataclasses).
+
+The gRPC servicers and the HTTP/JSON gateway convert their wire formats to and from these;
+``to_dict()`` gives the JSON shape (field names as in the proto, enums as lower-case words).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Mode = Literal["stream", "sequence"]
+SCORED, INVALID = "scored", "invalid"
+
+
+@dataclass(slots=True)
+class EventIn:
+    """One raw log line: ``message`` (text) or ``raw`` (bytes, any encoding)."""
+
+    id: str = ""
+    message: str | None = None
+    raw: bytes | None = None
+    timestamp: float | None = None  # epoch seconds
+    source: str = ""
+    session_key: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    session_end: bool = False  # stream mode: the last event of its session (its end is judged, its window dropped)
+
+
+@dataclass(slots=True)
+class Expected:
+    template_id: str
+    template: str
+    probability: float
+
+
+@dataclass(slots=True)
+class EventOut:
+    """The result for one event; ``status`` is ``scored`` or ``invalid`` (then ``error`` says why)."""
+
+    id: str
+    status: str = SCORED
+    error: str = ""
+    error_field: str = ""
+    score: float = 0.0
+    anomalous: bool = False
+    template_id: str = ""
+    template: str = ""
+    new_template: bool = False
+    rank: int = 0
+    surprisal: float | None = None
+    expected: list[Expected] = field(default_factory=list)
+    reason: str = ""
+    model_version: str = ""
+    source: str = ""
+    session_key: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["verdict"] = "" if self.status != SCORED else ("anomalous" if self.anomalous else "normal")
+        return out
+
+
+@dataclass(slots=True)
+class SessionOut:
+    """The verdict for one whole session (sequence mode), or for a stream-mode request's part of a
+    session and its end (an event with ``session_end``)."""
+
+    source: str
+    session_key: str
+    score: float
+    anomalous: bool
+    reason: str
+    events: int
+    anomalous_events: int
+    end: EventOut | None
+    model_version: str
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["verdict"] = "anomalous" if self.anomalous else "normal"
+        out["end"] = self.end.to_dict() if self.end else None
+        return out
+
+
+@dataclass(slots=True)
+class ScoreOutput:
+    results: list[EventOut]
+    sessions: list[SessionOut]
+    model_version: str
+
+    def to_dict(self) -> dict:
+        return {
+            "results": [r.to_dict() for r in self.results],
+            "sessions": [s.to_dict() for s in self.sessions],
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(slots=True)
+class LabelIn:
+    """An analyst's verdict on an event or a session."""
+
+    id: str = ""
+    target: Literal["event", "session", ""] = ""
+    value: Literal["anomaly", "normal", ""] = ""
+    analyst: str = ""
+    time: float | None = None
+    comment: str = ""
+    source: str = ""
+    session_key: str = ""
+    template_id: str = ""
+    event_id: str = ""
+    message: str = ""
+    model_version: str = ""
+    keys: list[str] = field(default_factory=list)  # the session's log keys, in order (empty: unknown)
+    predicted: Literal["anomaly", "normal", ""] = ""  # the model's verdict at the time ("": unknown)
+    reason: str = ""  # the model's alert reason
+
+
+@dataclass(slots=True)
+class LabelOut:
+    id: str
+    accepted: bool
+    error: str = ""
+    error_field: str = ""
+    label_id: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class ModelInfoOut:
+    version: str
+    path: str
+    line_format: str
+    backend: str
+    k: int
+    templates: int
+    session_rule: dict
+    available_versions: list[str]
+    loaded_at: float
+    max_context: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,1 +1,0 @@
-"""LogWarden plugins."""

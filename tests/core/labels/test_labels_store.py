@@ -1,0 +1,267 @@
+"""The label store: validation, durability, concurrency, queries, export."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from logwarden.core.errors import LogWardenError
+from logwarden.core.labels import Label, LabelError, SqliteLabelStore
+from logwarden.core.labels.export import read_labels
+from logwarden.core.labels.label import MAX_ANALYST, MAX_COMMENT, MAX_MESSAGE
+
+
+def make(**kw) -> Label:
+    base = {
+        "target": "session",
+        "verdict": "normal",
+        "source": "host-a",
+        "session_key": "blk_1",
+        "analyst": "alice",
+        "keys": ["1", "2", "3"],
+        "model_version": "v1",
+        "predicted": "anomaly",
+    }
+    return Label(**{**base, **kw})
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"verdict": "maybe"}, "verdict"),
+        ({"target": "host"}, "target"),
+        ({"predicted": "yes"}, "predicted"),
+        ({"analyst": "  "}, "analyst"),
+        ({"analyst": "a" * (MAX_ANALYST + 1)}, "analyst"),
+        ({"analyst": "eve\nINFO forged log line"}, "analyst"),
+        ({"comment": "c" * (MAX_COMMENT + 1)}, "comment"),
+        ({"message": "m" * (MAX_MESSAGE + 1)}, "message"),
+        ({"source": ""}, "source"),
+        ({"session_key": 17}, "session_key"),
+        ({"session_key": ""}, "session_key"),  # a session label needs its session
+        ({"keys": "1 2 3"}, "keys"),
+        ({"keys": ["1", "two words"]}, "keys"),
+        ({"template_id": "a b"}, "template_id"),
+        ({"target": "event"}, "event_id"),
+        ({"created_at": "yesterday"}, "created_at"),
+        ({"id": 0}, "id"),
+    ],
+)
+def test_bad_input_names_the_field(change, field):
+    with pytest.raises(LabelError) as err:
+        make(**change)
+    assert err.value.field == field and repr(field) in str(err.value)
+    assert isinstance(err.value, LogWardenError)
+
+
+def test_from_dict_rejects_unknown_and_missing_fields():
+    data = make().to_dict()
+    with pytest.raises(LabelError, match="'colour': unknown field"):
+        Label.from_dict({**data, "colour": "red"})
+    del data["analyst"]
+    with pytest.raises(LabelError, match="'analyst': is required"):
+        Label.from_dict(data)
+    with pytest.raises(LabelError, match="JSON object"):
+        Label.from_dict(["session"])
+
+
+def test_event_label_and_times_normalised_to_utc():
+    label = make(target="event", event_id="e-9", template_id="4", created_at="2026-03-01T12:00:00+02:00")
+    assert label.created_at == "2026-03-01T10:00:00.000000Z"
+    assert label.keys == ("1", "2", "3")
+
+
+# -- durability and concurrency -------------------------------------------------------------------
+
+
+def test_labels_survive_close_and_reopen(tmp_path):
+    path = tmp_path / "labels.db"
+    with SqliteLabelStore(path) as store:
+        first = store.add(make(comment="first"))
+        store.add_many([make(session_key="blk_2"), make(session_key="blk_3", verdict="anomaly")])
+    assert os.stat(path).st_mode & 0o077 == 0  # owner-only: labels hold names and comments
+    with SqliteLabelStore(path, create=False) as store:
+        assert store.count() == 3
+        labels = store.query(newest_first=False)
+        assert [lb.id for lb in labels] == [first, first + 1, first + 2]
+        assert labels[0].comment == "first" and labels[0].keys == ("1", "2", "3")
+        assert labels[2].verdict == "anomaly"
+        assert store.add(make()) == first + 3  # ids keep growing
+
+
+def test_committed_labels_survive_a_crash(tmp_path):
+    path = tmp_path / "labels.db"
+    code = (
+        "import os, sys\n"
+        "from logwarden.core.labels import Label, SqliteLabelStore\n"
+        "s = SqliteLabelStore(sys.argv[1])\n"
+        "s.add(Label(target='session', verdict='anomaly', source='h', session_key='k', analyst='bob'))\n"
+        "os._exit(0)\n"  # no close, no cleanup: a killed server
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
+    with SqliteLabelStore(path) as store:
+        assert [(lb.analyst, lb.verdict) for lb in store.query()] == [("bob", "anomaly")]
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_concurrent_writers_from_threads_and_a_second_connection(tmp_path):
+    path = tmp_path / "labels.db"
+    shared, other = SqliteLabelStore(path), SqliteLabelStore(path)  # other: as if another process
+    ids: list[int] = []
+    errors: list[Exception] = []
+    lock = threading.Lock()
+
+    def write(store, worker: int) -> None:
+        try:
+            for i in range(40):
+                new = store.add_many([make(session_key=f"w{worker}-{i}", source=f"host-{worker % 3}")])
+                with lock:
+                    ids.extend(new)
+                store.count()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(shared if w % 4 else other, w)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(ids) == len(set(ids)) == 320
+    assert shared.count() == other.count() == 320
+    assert sum(row["total"] for row in shared.stats_by_source().values()) == 320
+    shared.close()
+    other.close()
+
+
+def test_add_many_is_all_or_nothing():
+    store = SqliteLabelStore(":memory:")
+    with pytest.raises(LabelError):
+        store.add_many([make(), Label.from_dict({**make().to_dict(), "verdict": "??"})])
+    assert store.count() == 0
+
+
+def test_closed_store_and_missing_or_newer_database(tmp_path):
+    store = SqliteLabelStore(":memory:")
+    store.close()
+    with pytest.raises(LogWardenError, match="closed"):
+        store.count()
+    with pytest.raises(LogWardenError, match="not found"):
+        SqliteLabelStore(tmp_path / "nope.db", create=False)
+    newer = tmp_path / "newer.db"
+    db = sqlite3.connect(newer)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(LogWardenError, match="schema 99"):
+        SqliteLabelStore(newer)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database, just some bytes" * 100)
+    with pytest.raises(LogWardenError, match="cannot open label database"):
+        SqliteLabelStore(junk)
+
+
+# -- queries and statistics ------------------------------------------------------------------------
+
+
+def test_query_filters_order_limit_and_paging():
+    store = SqliteLabelStore(":memory:")
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    store.add_many([make(source="a", created_at=old + timedelta(days=d), session_key=f"s{d}") for d in range(5)])
+    store.add_many([make(source="b", created_at=old + timedelta(days=d), model_version="v2") for d in range(3)])
+    assert [lb.session_key for lb in store.query(source="a", limit=2)] == ["s4", "s3"]  # newest first
+    assert len(store.query(since="2026-01-03")) == 3 + 1
+    assert len(store.query(since=old + timedelta(days=2), source="b")) == 1
+    assert {lb.source for lb in store.query(model_version="v2")} == {"b"}
+    assert store.count("a") == 5 and store.count("zzz") == 0
+    assert [lb.id for lb in store.iter_labels()] == list(range(1, 9))
+    with pytest.raises(LogWardenError, match="limit"):
+        store.query(limit=0)
+    with pytest.raises(LogWardenError, match="limit"):
+        store.query(limit=10**9)
+
+
+def test_iter_labels_pages_through_large_stores():
+    store = SqliteLabelStore(":memory:")
+    store.add_many(make(session_key=f"s{i}") for i in range(1234))
+    assert [lb.id for lb in store.iter_labels()] == list(range(1, 1235))
+
+
+def test_stats_by_source_counts_false_positives_and_misses():
+    store = SqliteLabelStore(":memory:")
+    store.add_many(
+        [
+            make(source="a"),  # normal on an alert: false positive
+            make(source="a", predicted=None),  # normal, prediction unknown: counted as a false positive
+            make(source="a", predicted="normal"),  # agreement
+            make(source="a", verdict="anomaly", predicted="normal"),  # missed
+            make(source="b", verdict="anomaly"),  # confirmed alert
+        ]
+    )
+    stats = store.stats_by_source()
+    assert {k: v for k, v in stats["a"].items() if not k.endswith("_at")} == {
+        "total": 4,
+        "anomaly": 1,
+        "normal": 3,
+        "false_positive": 2,
+        "missed": 1,
+    }
+    assert stats["b"]["total"] == 1 and stats["b"]["false_positive"] == 0
+    assert stats["a"]["first_at"] <= stats["a"]["last_at"]
+
+
+# -- export -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_round_trip(fmt):
+    store = SqliteLabelStore(":memory:")
+    store.add_many(
+        [
+            make(comment='=HYPERLINK("http://evil")', analyst="'quoted"),
+            make(
+                target="event",
+                event_id="-42",
+                template_id="7",
+                session_key="",
+                message='raw, line "with" quotes\nand newline',
+                keys=None,
+                predicted=None,
+                reason="new template (never seen in training)",
+            ),
+            make(source="other", comment="multi\nline, comment", verdict="anomaly", model_version=""),
+        ]
+    )
+    out = io.StringIO()
+    assert store.export(out, fmt) == 3
+    if fmt == "csv":
+        assert "'=HYPERLINK" in out.getvalue()  # a spreadsheet shows it as text, never runs it
+    back = list(read_labels(io.StringIO(out.getvalue()), fmt))
+    assert back == store.query(newest_first=False)
+    only = io.StringIO()
+    assert store.export(only, fmt, source="other") == 1
+    assert [lb.source for lb in read_labels(io.StringIO(only.getvalue()), fmt)] == ["other"]
+
+
+def test_export_errors_name_line_and_field():
+    good = json.dumps(make().to_dict())
+    bad = json.dumps({**make().to_dict(), "verdict": "x"})
+    with pytest.raises(LabelError, match="'verdict': line 2: must be one of"):
+        list(read_labels(io.StringIO(f"{good}\n{bad}\n"), "jsonl"))
+    with pytest.raises(LogWardenError, match="line 1: not valid JSON"):
+        list(read_labels(io.StringIO("{nope\n"), "jsonl"))
+    with pytest.raises(LogWardenError, match="header"):
+        list(read_labels(io.StringIO("a,b\n1,2\n"), "csv"))
+    with pytest.raises(LogWardenError, match="unknown label export format"):
+        SqliteLabelStore(":memory:").export(io.StringIO(), "xml")
