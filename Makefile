@@ -52,7 +52,7 @@ serve: $(STAMP)
 	@echo "       -d '{\"events\": [{\"id\": \"1\", \"message\": \"081109 203615 148 INFO dfs.DataNode: Receiving block blk_1 src: /10.0.0.1:50010 dest: /10.0.0.2:50010\"}]}'"
 	@echo "  API: http://127.0.0.1:$(HTTP_PORT)/openapi.json   metrics: http://127.0.0.1:$(HTTP_PORT)/metrics   (Ctrl-C stops)"
 	@echo ""
-	$(VENV)/bin/logwarden serve --model $(MODEL) --host 127.0.0.1 --port $(GRPC_PORT) --http-port $(HTTP_PORT) \
+	$(VENV)/bin/logwarden serve --model $(MODEL) --host 127.0.0.1 --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
 		--label-db $(MODEL)/labels.sqlite
 
 bench: $(STAMP)
