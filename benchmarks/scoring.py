@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from logwarden.core.cli.main import main as cli
+from logwarden.core.cli import main as cli
 from logwarden.core.detect.detector import Detector
 from logwarden.core.parsing.formats import get_format
 from logwarden.core.parsing.reader import read_records

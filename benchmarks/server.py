@@ -58,7 +58,7 @@ def start_server(model: Path, backend: str, grpc_port: int, http_port: int, extr
     cmd = [
         sys.executable,
         "-m",
-        "logwarden.core.cli.main",
+        "logwarden.core.cli",
         "serve",
         "--model",
         str(model),
@@ -287,7 +287,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "logwarden.core.cli.main",
+                    "logwarden.core.cli",
                     "train",
                     str(Path(tmp) / "train.log"),
                     "--format",

@@ -36,6 +36,7 @@ class CommandSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOGWARDEN_", extra="forbid", validate_default=True)
     config_section: ClassVar[str] = ""
+    flag_shortcuts: ClassVar[dict[str, str]] = {}  # field name -> extra short flag, e.g. {"output": "o"}
 
     @classmethod
     def settings_customise_sources(
@@ -86,7 +87,12 @@ def add_flags(parser: argparse.ArgumentParser, cls: type[CommandSettings]) -> Cl
         f"{cls.model_config.get('env_prefix', '')}* environment variables too)",
     )
     return CliSettingsSource(
-        cls, root_parser=parser, cli_kebab_case=True, cli_implicit_flags=True, cli_exit_on_error=True
+        cls,
+        root_parser=parser,
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_exit_on_error=True,
+        cli_shortcuts=cls.flag_shortcuts or None,
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from logwarden.core.cli.main import main
+from logwarden.core.cli import main
 from logwarden.core.synthetic import generate
 
 TRAIN_ARGS = ["--format", "hdfs", "--epochs", "30", "--patience", "6", "--quiet", "--seed", "3"]

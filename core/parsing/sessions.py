@@ -148,3 +148,16 @@ def _time_windows(source: str, items: list[Event], rule: SessionRule) -> list[Se
             out.append(Session(f"{source}@{int(start)}", source, timed[lo:hi]))
         start += rule.step_seconds
     return out
+
+
+def default_session_rule(fmt) -> SessionRule:
+    """A line format's own session rule: a preset's key regex or window, a session field, else the source."""
+    preset = fmt.preset
+    if fmt.session_field:
+        return SessionRule(kind="field", field=fmt.session_field)
+    if preset and preset.session_key_regex:
+        return SessionRule(kind="key", key_regex=preset.session_key_regex)
+    if preset and preset.session_window and preset.session_window.startswith("time:"):
+        seconds = float(preset.session_window.split(":", 1)[1])
+        return SessionRule(kind="time", window_seconds=seconds, step_seconds=seconds)
+    return SessionRule(kind="source")

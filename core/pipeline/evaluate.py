@@ -6,13 +6,17 @@ with a count, and every number here equals the one computed on the rows repeated
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+if TYPE_CHECKING:
+    from logwarden.core.detect.detector import Detector
+    from logwarden.core.records import LogRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +196,49 @@ def _ratio(num: float, den: float) -> float:
 
 def _fmt(value: float | None) -> str:
     return "n/a (one class)" if value is None else f"{value:.4f}"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Session-level results of ``evaluate_sessions``: metrics, the per-session truth and scores, and what
+    lay behind the errors (false positives by reason, false negatives by their first templates)."""
+
+    metrics: Metrics
+    y_true: NDArray[np.bool_]
+    scores: NDArray[np.float64]
+    false_positives: list[tuple[str, float]]
+    false_negatives: list[tuple[str, float]]
+
+
+def evaluate_sessions(detector: Detector, records: Iterable[LogRecord], labels: Mapping[str, int]) -> Evaluation:
+    """Score ``records`` by session and compare with ``labels`` (session key → 1/0), else per-line labels.
+
+    Sessions with neither are left out; ``LogWardenError`` when no session is labelled.
+    """
+    from logwarden.core.errors import LogWardenError
+    from logwarden.core.parsing.sessions import build_sessions
+    from logwarden.core.pipeline.score import score_sessions
+
+    sessions = build_sessions([detector.parse(r) for r in records], detector.rule)
+    y, pred, scores, fps, fns = [], [], [], [], []
+    for session, verdict in score_sessions(detector, sessions):
+        label = labels.get(session.key, session.label)
+        if label is None:
+            continue
+        y.append(label)
+        pred.append(int(verdict.anomalous))
+        scores.append(verdict.score)
+        if verdict.anomalous and not label:
+            fps.append((verdict.reason.split(":")[0], 1.0))
+        elif label and not verdict.anomalous:
+            fns.append((" → ".join(detector.template(e.key) for e in session.events[:3]) + " …", 1.0))
+    if not y:
+        raise LogWardenError("no labelled sessions: pass --labels, or use a format with per-line labels")
+    metrics = compute_metrics(np.array(y), np.array(pred), np.array(scores))
+    return Evaluation(
+        metrics,
+        np.array(y, dtype=bool),
+        np.array(scores, dtype=np.float64),
+        template_breakdown(fps),
+        template_breakdown(fns),
+    )

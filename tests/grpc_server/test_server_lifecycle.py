@@ -115,7 +115,7 @@ def test_sighup_reloads_and_sigterm_drains(model_root, tmp_path):
         [
             sys.executable,
             "-m",
-            "logwarden.core.cli.main",
+            "logwarden.core.cli",
             "serve",
             "--model",
             str(root),

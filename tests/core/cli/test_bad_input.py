@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from logwarden.core.artifact import store as artifact
-from logwarden.core.cli.main import main
+from logwarden.core.cli import main
 from logwarden.core.detect.detector import Detector
 from logwarden.core.errors import LogWardenError
 

@@ -7,7 +7,7 @@ import re
 import shutil
 
 from logwarden.core.artifact import store as artifact
-from logwarden.core.cli.labels import main
+from logwarden.core.cli import main
 from logwarden.core.labels import Label, SqliteLabelStore
 from logwarden.core.labels.export import read_labels
 from logwarden.core.labels.retrain import LabelUse, split_labels

@@ -7,7 +7,7 @@ import json
 
 from support import sessions_by_block
 
-from logwarden.core.cli.main import main
+from logwarden.core.cli import main
 from logwarden.core.detect.combinations import RARE_COMBINATION
 from logwarden.core.detect.detector import ENDED_EARLY, NEW_TEMPLATE, Detector
 from logwarden.core.parsing.formats import get_format

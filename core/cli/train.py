@@ -1,0 +1,148 @@
+"""``logwarden train``: a new model version from normal logs (template mining, sessions, GPT-2, calibration)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from logwarden.core.cli.common import (
+    InputSettings,
+    alias,
+    check_input,
+    line_format,
+    read_inputs,
+    read_session_labels,
+    subcommand,
+)
+
+
+class TrainSettings(InputSettings):
+    """Inputs, sessions, model size, training and calibration; everything lands in the version's config.json."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGWARDEN_TRAIN_", extra="forbid", validate_default=True)
+    format: str = Field(
+        "plain",
+        description="preset (hdfs, bgl, thunderbird), json, plain or a format string "
+        "such as '<Date> <Time> <Level>: <Content>'",
+    )
+    out: Path = Field(description="model root; a new version directory is created in it")
+    labels: Path | None = Field(None, description="CSV of session,label: anomalous sessions are left out of training")
+    # sessions (default: the format preset's rule, else one session per source)
+    session_key: str | None = Field(
+        None, description="regex over the message; the match (or group 1) is the session key"
+    )
+    session_field: str | None = Field(None, description="a parsed field holding the session key")
+    time_window: float | None = Field(None, gt=0, description="sessions are time windows of this many seconds")
+    count_window: int | None = Field(None, ge=1, description="sessions are windows of this many events")
+    step: float | None = Field(None, gt=0, description="window step (seconds or events); default: the window length")
+    # model and training
+    layers: int = Field(2, ge=1, description="GPT-2 layers")
+    heads: int = Field(4, ge=1, description="attention heads")
+    embd: int = Field(64, ge=8, description="embedding size")
+    max_len: int = Field(256, ge=4, description="context window in events")
+    epochs: int = Field(40, ge=1, description="training epochs (at most; see patience)")
+    batch_size: int = Field(32, ge=1, description="sessions per training batch")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    patience: int = Field(6, ge=1, description="epochs without validation improvement before stopping")
+    min_template_sessions: int = Field(
+        5,
+        ge=1,
+        description="templates (and sets of templates) in fewer normal "
+        "training sessions are rare and alert like new ones",
+    )
+    check_combinations: bool = Field(
+        True,
+        validation_alias=alias("check_combinations", "combinations"),
+        description="judge a complete session's set of templates (a rare combination "
+        "alerts when calibration finds that check within the target FPR)",
+    )
+    seed: int = Field(7, description="random seed: the same data and seed give the same model")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of normal sessions held out for calibration")
+    target_fpr: float = Field(0.005, ge=0, lt=1, description="share of normal validation sessions allowed to alert")
+    sim_th: float = Field(0.55, ge=0, le=1, description="Drain similarity threshold")
+    depth: int = Field(4, ge=3, description="Drain tree depth")
+    onnx: bool = Field(True, description="also export model.onnx (the default serving backend)")
+    quiet: bool = Field(False, description="no progress bars")
+
+
+def register(subparsers) -> None:
+    subcommand(subparsers, "train", TrainSettings, run, help="train a model version on normal logs", inputs=True)
+
+
+def session_rule(s: TrainSettings, fmt):
+    """The session rule the flags ask for, else the format's own."""
+    from logwarden.core.parsing.sessions import SessionRule, default_session_rule
+
+    if s.session_field:
+        return SessionRule(kind="field", field=s.session_field)
+    if s.session_key:
+        return SessionRule(kind="key", key_regex=s.session_key)
+    if s.time_window:
+        return SessionRule(kind="time", window_seconds=s.time_window, step_seconds=s.step or s.time_window)
+    if s.count_window:
+        step = int(s.step or s.count_window)
+        return SessionRule(kind="count", window_size=s.count_window, step_size=step)
+    return default_session_rule(fmt)
+
+
+def run(s: TrainSettings, args) -> int:
+    from logwarden.core.model.gpt2 import ModelConfig
+    from logwarden.core.model.training import TrainConfig
+    from logwarden.core.parsing.reader import ReadStats
+    from logwarden.core.parsing.templates import ParserConfig, TemplateParser
+    from logwarden.core.pipeline.fit import FitSettings, save_detector, train_from_logs
+
+    fmt = line_format(s.format, s)
+    rule = session_rule(s, fmt)
+    labels = read_session_labels(s.labels) if s.labels else None
+    settings = FitSettings(
+        model=ModelConfig(n_layer=s.layers, n_head=s.heads, n_embd=s.embd, max_len=s.max_len),
+        train=TrainConfig(
+            epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.patience, seed=s.seed, device=s.device
+        ),
+        val_fraction=s.val_fraction,
+        target_fpr=s.target_fpr,
+        min_template_sessions=s.min_template_sessions,
+        check_combinations=s.check_combinations,
+    )
+    stats = ReadStats()
+    parser = TemplateParser(ParserConfig(sim_th=s.sim_th, depth=s.depth))
+    records = read_inputs(args.inputs, fmt, s, stats)
+    fit, data = train_from_logs(
+        records,
+        parser=parser,
+        rule=rule,
+        settings=settings,
+        line_format=fmt.spec,
+        session_labels=labels.get if labels else None,
+        progress=not s.quiet,
+    )
+    check_input(stats, fmt)
+    path = save_detector(fit.detector, s.out, onnx=s.onnx)
+    cal = fit.detector.calibration
+    print(stats.summary(), file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "model": str(path),
+                "version": fit.detector.version,
+                "templates": data["templates"],
+                "train_sessions": fit.n_train,
+                "val_sessions": fit.n_val,
+                "k": cal.k,
+                "end_surprisal": None if cal.end_surprisal is None else round(cal.end_surprisal, 4),
+                "combinations": None if fit.detector.combinations is None else len(fit.detector.combinations),
+                "combination_fpr": cal.combination_fpr,
+                "validation_fpr": cal.validation_fpr,
+                "best_val_loss": round(fit.train_result.best_val_loss, 5),
+                "train_seconds": round(fit.train_result.seconds, 1),
+            }
+        )
+    )
+    return 0
