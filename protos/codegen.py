@@ -5,8 +5,9 @@
 
 protoc writes imports that follow the proto path (``from logwarden.v1 import scoring_pb2``), but the
 code is imported as ``logwarden.protos.logwarden.v1``. Each service has its own ``.proto`` file and
-imports only Google's well-known types, so the only such import is a ``*_pb2_grpc.py`` importing its
-own ``*_pb2``; ``generate`` rewrites it to a relative import (``from . import scoring_pb2``).
+imports only Google's well-known types and ``reasons.proto`` (the shared types), so every such import
+is one generated module of this package importing another; ``generate`` rewrites them to relative
+imports (``from . import scoring_pb2``).
 """
 
 from __future__ import annotations

@@ -23,27 +23,44 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from . import reasons_pb2 as logwarden_dot_v1_dot_reasons__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19logwarden/v1/labels.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x02\n\x05Label\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x06target\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.LabelTarget\x12\'\n\x05value\x18\x03 \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0bsession_key\x18\x08 \x01(\t\x12\x13\n\x0btemplate_id\x18\t \x01(\t\x12\x10\n\x08\x65vent_id\x18\n \x01(\t\x12\x0f\n\x07message\x18\x0b \x01(\t\x12\x15\n\rmodel_version\x18\x0c \x01(\t\x12\x0c\n\x04keys\x18\r \x03(\t\x12+\n\tpredicted\x18\x0e \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0e\n\x06reason\x18\x0f \x01(\t\":\n\x13SubmitLabelsRequest\x12#\n\x06labels\x18\x01 \x03(\x0b\x32\x13.logwarden.v1.Label\"a\n\x0bLabelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\x12\x10\n\x08label_id\x18\x05 \x01(\t\"B\n\x14SubmitLabelsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.LabelResult*]\n\x0bLabelTarget\x12\x1c\n\x18LABEL_TARGET_UNSPECIFIED\x10\x00\x12\x16\n\x12LABEL_TARGET_EVENT\x10\x01\x12\x18\n\x14LABEL_TARGET_SESSION\x10\x02*Z\n\nLabelValue\x12\x1b\n\x17LABEL_VALUE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_VALUE_ANOMALY\x10\x01\x12\x16\n\x12LABEL_VALUE_NORMAL\x10\x02\x32\x65\n\x0cLabelService\x12U\n\x0cSubmitLabels\x12!.logwarden.v1.SubmitLabelsRequest\x1a\".logwarden.v1.SubmitLabelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19logwarden/v1/labels.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alogwarden/v1/reasons.proto\"\xa2\x04\n\x05Label\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x06target\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.LabelTarget\x12\'\n\x05value\x18\x03 \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0f\n\x07\x61nalyst\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x13\n\x0bsession_key\x18\x08 \x01(\t\x12\x13\n\x0btemplate_id\x18\t \x01(\t\x12\x10\n\x08\x65vent_id\x18\n \x01(\t\x12\x0f\n\x07message\x18\x0b \x01(\t\x12\x15\n\rmodel_version\x18\x0c \x01(\t\x12\x0c\n\x04keys\x18\r \x03(\t\x12+\n\tpredicted\x18\x0e \x01(\x0e\x32\x18.logwarden.v1.LabelValue\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12\x13\n\x0b\x65xternal_id\x18\x10 \x01(\t\x12\x37\n\nattributes\x18\x11 \x03(\x0b\x32#.logwarden.v1.Label.AttributesEntry\x12-\n\x0breason_code\x18\x12 \x01(\x0e\x32\x18.logwarden.v1.ReasonCode\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x13SubmitLabelsRequest\x12#\n\x06labels\x18\x01 \x03(\x0b\x32\x13.logwarden.v1.Label\"\x86\x01\n\x0bLabelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\x12\x10\n\x08label_id\x18\x05 \x01(\t\x12\x11\n\tduplicate\x18\x06 \x01(\x08\x12\x10\n\x08replaced\x18\x07 \x01(\x08\"B\n\x14SubmitLabelsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.LabelResult\"\x85\x01\n\x0bStoredLabel\x12\x10\n\x08label_id\x18\x01 \x01(\t\x12\"\n\x05label\x18\x02 \x01(\x0b\x32\x13.logwarden.v1.Label\x12-\n\tstored_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tretracted\x18\x04 \x01(\x08\"\x8a\x01\n\x11ListLabelsRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\x03\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x19\n\x11include_retracted\x18\x05 \x01(\x08\"V\n\x12ListLabelsResponse\x12)\n\x06labels\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.StoredLabel\x12\x15\n\rnext_after_id\x18\x02 \x01(\x03\"P\n\x14RetractLabelsRequest\x12\x11\n\tlabel_ids\x18\x01 \x03(\t\x12\x14\n\x0c\x65xternal_ids\x18\x02 \x03(\t\x12\x0f\n\x07\x61nalyst\x18\x03 \x01(\t\"R\n\rRetractResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tretracted\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\"E\n\x15RetractLabelsResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.logwarden.v1.RetractResult*]\n\x0bLabelTarget\x12\x1c\n\x18LABEL_TARGET_UNSPECIFIED\x10\x00\x12\x16\n\x12LABEL_TARGET_EVENT\x10\x01\x12\x18\n\x14LABEL_TARGET_SESSION\x10\x02*Z\n\nLabelValue\x12\x1b\n\x17LABEL_VALUE_UNSPECIFIED\x10\x00\x12\x17\n\x13LABEL_VALUE_ANOMALY\x10\x01\x12\x16\n\x12LABEL_VALUE_NORMAL\x10\x02\x32\x90\x02\n\x0cLabelService\x12U\n\x0cSubmitLabels\x12!.logwarden.v1.SubmitLabelsRequest\x1a\".logwarden.v1.SubmitLabelsResponse\x12O\n\nListLabels\x12\x1f.logwarden.v1.ListLabelsRequest\x1a .logwarden.v1.ListLabelsResponse\x12X\n\rRetractLabels\x12\".logwarden.v1.RetractLabelsRequest\x1a#.logwarden.v1.RetractLabelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'logwarden.v1.labels_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LABELTARGET']._serialized_start=676
-  _globals['_LABELTARGET']._serialized_end=769
-  _globals['_LABELVALUE']._serialized_start=771
-  _globals['_LABELVALUE']._serialized_end=861
-  _globals['_LABEL']._serialized_start=77
-  _globals['_LABEL']._serialized_end=447
-  _globals['_SUBMITLABELSREQUEST']._serialized_start=449
-  _globals['_SUBMITLABELSREQUEST']._serialized_end=507
-  _globals['_LABELRESULT']._serialized_start=509
-  _globals['_LABELRESULT']._serialized_end=606
-  _globals['_SUBMITLABELSRESPONSE']._serialized_start=608
-  _globals['_SUBMITLABELSRESPONSE']._serialized_end=674
-  _globals['_LABELSERVICE']._serialized_start=863
-  _globals['_LABELSERVICE']._serialized_end=964
+  _globals['_LABEL_ATTRIBUTESENTRY']._loaded_options = None
+  _globals['_LABEL_ATTRIBUTESENTRY']._serialized_options = b'8\001'
+  _globals['_LABELTARGET']._serialized_start=1520
+  _globals['_LABELTARGET']._serialized_end=1613
+  _globals['_LABELVALUE']._serialized_start=1615
+  _globals['_LABELVALUE']._serialized_end=1705
+  _globals['_LABEL']._serialized_start=105
+  _globals['_LABEL']._serialized_end=651
+  _globals['_LABEL_ATTRIBUTESENTRY']._serialized_start=602
+  _globals['_LABEL_ATTRIBUTESENTRY']._serialized_end=651
+  _globals['_SUBMITLABELSREQUEST']._serialized_start=653
+  _globals['_SUBMITLABELSREQUEST']._serialized_end=711
+  _globals['_LABELRESULT']._serialized_start=714
+  _globals['_LABELRESULT']._serialized_end=848
+  _globals['_SUBMITLABELSRESPONSE']._serialized_start=850
+  _globals['_SUBMITLABELSRESPONSE']._serialized_end=916
+  _globals['_STOREDLABEL']._serialized_start=919
+  _globals['_STOREDLABEL']._serialized_end=1052
+  _globals['_LISTLABELSREQUEST']._serialized_start=1055
+  _globals['_LISTLABELSREQUEST']._serialized_end=1193
+  _globals['_LISTLABELSRESPONSE']._serialized_start=1195
+  _globals['_LISTLABELSRESPONSE']._serialized_end=1281
+  _globals['_RETRACTLABELSREQUEST']._serialized_start=1283
+  _globals['_RETRACTLABELSREQUEST']._serialized_end=1363
+  _globals['_RETRACTRESULT']._serialized_start=1365
+  _globals['_RETRACTRESULT']._serialized_end=1447
+  _globals['_RETRACTLABELSRESPONSE']._serialized_start=1449
+  _globals['_RETRACTLABELSRESPONSE']._serialized_end=1518
+  _globals['_LABELSERVICE']._serialized_start=1708
+  _globals['_LABELSERVICE']._serialized_end=1980
 # @@protoc_insertion_point(module_scope)

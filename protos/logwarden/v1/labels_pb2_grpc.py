@@ -39,6 +39,16 @@ class LabelServiceStub:
                 request_serializer=logwarden_dot_v1_dot_labels__pb2.SubmitLabelsRequest.SerializeToString,
                 response_deserializer=logwarden_dot_v1_dot_labels__pb2.SubmitLabelsResponse.FromString,
                 _registered_method=True)
+        self.ListLabels = channel.unary_unary(
+                '/logwarden.v1.LabelService/ListLabels',
+                request_serializer=logwarden_dot_v1_dot_labels__pb2.ListLabelsRequest.SerializeToString,
+                response_deserializer=logwarden_dot_v1_dot_labels__pb2.ListLabelsResponse.FromString,
+                _registered_method=True)
+        self.RetractLabels = channel.unary_unary(
+                '/logwarden.v1.LabelService/RetractLabels',
+                request_serializer=logwarden_dot_v1_dot_labels__pb2.RetractLabelsRequest.SerializeToString,
+                response_deserializer=logwarden_dot_v1_dot_labels__pb2.RetractLabelsResponse.FromString,
+                _registered_method=True)
 
 
 class LabelServiceServicer:
@@ -51,6 +61,20 @@ class LabelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLabels(self, request, context):
+        """Reads stored labels in store order (oldest first), page by page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetractLabels(self, request, context):
+        """Withdraws labels (an analyst changed their mind); recalibration stops counting them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LabelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +82,16 @@ def add_LabelServiceServicer_to_server(servicer, server):
                     servicer.SubmitLabels,
                     request_deserializer=logwarden_dot_v1_dot_labels__pb2.SubmitLabelsRequest.FromString,
                     response_serializer=logwarden_dot_v1_dot_labels__pb2.SubmitLabelsResponse.SerializeToString,
+            ),
+            'ListLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabels,
+                    request_deserializer=logwarden_dot_v1_dot_labels__pb2.ListLabelsRequest.FromString,
+                    response_serializer=logwarden_dot_v1_dot_labels__pb2.ListLabelsResponse.SerializeToString,
+            ),
+            'RetractLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetractLabels,
+                    request_deserializer=logwarden_dot_v1_dot_labels__pb2.RetractLabelsRequest.FromString,
+                    response_serializer=logwarden_dot_v1_dot_labels__pb2.RetractLabelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +121,60 @@ class LabelService:
             '/logwarden.v1.LabelService/SubmitLabels',
             logwarden_dot_v1_dot_labels__pb2.SubmitLabelsRequest.SerializeToString,
             logwarden_dot_v1_dot_labels__pb2.SubmitLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logwarden.v1.LabelService/ListLabels',
+            logwarden_dot_v1_dot_labels__pb2.ListLabelsRequest.SerializeToString,
+            logwarden_dot_v1_dot_labels__pb2.ListLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetractLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logwarden.v1.LabelService/RetractLabels',
+            logwarden_dot_v1_dot_labels__pb2.RetractLabelsRequest.SerializeToString,
+            logwarden_dot_v1_dot_labels__pb2.RetractLabelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

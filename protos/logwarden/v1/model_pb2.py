@@ -25,21 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18logwarden/v1/model.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x13GetModelInfoRequest\"\xe9\x01\n\tModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bline_format\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x11\n\ttemplates\x18\x06 \x01(\x05\x12\x19\n\x11session_rule_json\x18\x07 \x01(\t\x12\x1a\n\x12\x61vailable_versions\x18\x08 \x03(\t\x12-\n\tloaded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_context\x18\n \x01(\x05\"%\n\x12ReloadModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"h\n\x13ReloadModelResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.logwarden.v1.ModelInfo\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x32\xae\x01\n\x0cModelService\x12J\n\x0cGetModelInfo\x12!.logwarden.v1.GetModelInfoRequest\x1a\x17.logwarden.v1.ModelInfo\x12R\n\x0bReloadModel\x12 .logwarden.v1.ReloadModelRequest\x1a!.logwarden.v1.ReloadModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18logwarden/v1/model.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\xa1\x02\n\tModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x13\n\x0bline_format\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x11\n\ttemplates\x18\x06 \x01(\x05\x12\x19\n\x11session_rule_json\x18\x07 \x01(\t\x12\x1a\n\x12\x61vailable_versions\x18\x08 \x03(\t\x12-\n\tloaded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmax_context\x18\n \x01(\x05\x12\x0c\n\x04name\x18\x0b \x01(\t\x12(\n\x06routes\x18\x0c \x03(\x0b\x32\x18.logwarden.v1.ModelRoute\"u\n\nModelRoute\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12&\n\x05rules\x18\x04 \x03(\x0b\x32\x17.logwarden.v1.RouteRule\x12\x12\n\nis_default\x18\x05 \x01(\x08\"{\n\tRouteRule\x12;\n\nattributes\x18\x01 \x03(\x0b\x32\'.logwarden.v1.RouteRule.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x12ReloadModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\"h\n\x13ReloadModelResponse\x12\x18\n\x10previous_version\x18\x01 \x01(\t\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.logwarden.v1.ModelInfo\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x32\xae\x01\n\x0cModelService\x12J\n\x0cGetModelInfo\x12!.logwarden.v1.GetModelInfoRequest\x1a\x17.logwarden.v1.ModelInfo\x12R\n\x0bReloadModel\x12 .logwarden.v1.ReloadModelRequest\x1a!.logwarden.v1.ReloadModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'logwarden.v1.model_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ROUTERULE_ATTRIBUTESENTRY']._loaded_options = None
+  _globals['_ROUTERULE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_GETMODELINFOREQUEST']._serialized_start=75
-  _globals['_GETMODELINFOREQUEST']._serialized_end=96
-  _globals['_MODELINFO']._serialized_start=99
-  _globals['_MODELINFO']._serialized_end=332
-  _globals['_RELOADMODELREQUEST']._serialized_start=334
-  _globals['_RELOADMODELREQUEST']._serialized_end=371
-  _globals['_RELOADMODELRESPONSE']._serialized_start=373
-  _globals['_RELOADMODELRESPONSE']._serialized_end=477
-  _globals['_MODELSERVICE']._serialized_start=480
-  _globals['_MODELSERVICE']._serialized_end=654
+  _globals['_GETMODELINFOREQUEST']._serialized_end=111
+  _globals['_MODELINFO']._serialized_start=114
+  _globals['_MODELINFO']._serialized_end=403
+  _globals['_MODELROUTE']._serialized_start=405
+  _globals['_MODELROUTE']._serialized_end=522
+  _globals['_ROUTERULE']._serialized_start=524
+  _globals['_ROUTERULE']._serialized_end=647
+  _globals['_ROUTERULE_ATTRIBUTESENTRY']._serialized_start=598
+  _globals['_ROUTERULE_ATTRIBUTESENTRY']._serialized_end=647
+  _globals['_RELOADMODELREQUEST']._serialized_start=649
+  _globals['_RELOADMODELREQUEST']._serialized_end=701
+  _globals['_RELOADMODELRESPONSE']._serialized_start=703
+  _globals['_RELOADMODELRESPONSE']._serialized_end=807
+  _globals['_MODELSERVICE']._serialized_start=810
+  _globals['_MODELSERVICE']._serialized_end=984
 # @@protoc_insertion_point(module_scope)

@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from . import reasons_pb2 as logwarden_dot_v1_dot_reasons__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alogwarden/v1/scoring.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x02\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x07message\x18\x02 \x01(\tH\x00\x12\r\n\x03raw\x18\x03 \x01(\x0cH\x00\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x13\n\x0bsession_key\x18\x06 \x01(\t\x12\x37\n\nattributes\x18\x07 \x03(\x0b\x32#.logwarden.v1.Event.AttributesEntry\x12\x13\n\x0bsession_end\x18\x08 \x01(\x08\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payload\"p\n\x0cScoreRequest\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.logwarden.v1.Event\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.ScoringMode\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"N\n\x10\x45xpectedTemplate\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x10\n\x08template\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\"\xa0\x03\n\x0b\x45ventResult\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.EventStatus\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x01\x12&\n\x07verdict\x18\x06 \x01(\x0e\x32\x15.logwarden.v1.Verdict\x12\x13\n\x0btemplate_id\x18\x07 \x01(\t\x12\x10\n\x08template\x18\x08 \x01(\t\x12\x14\n\x0cnew_template\x18\t \x01(\x08\x12\x0c\n\x04rank\x18\n \x01(\x05\x12\x16\n\tsurprisal\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x08\x65xpected\x18\x0c \x03(\x0b\x32\x1e.logwarden.v1.ExpectedTemplate\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x15\n\rmodel_version\x18\x0e \x01(\t\x12\x0e\n\x06source\x18\x0f \x01(\t\x12\x13\n\x0bsession_key\x18\x10 \x01(\t\x12\x10\n\x08warnings\x18\x11 \x03(\tB\x0c\n\n_surprisal\"\xe4\x01\n\rSessionResult\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0bsession_key\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12&\n\x07verdict\x18\x04 \x01(\x0e\x32\x15.logwarden.v1.Verdict\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06\x65vents\x18\x06 \x01(\x05\x12\x18\n\x10\x61nomalous_events\x18\x07 \x01(\x05\x12&\n\x03\x65nd\x18\x08 \x01(\x0b\x32\x19.logwarden.v1.EventResult\x12\x15\n\rmodel_version\x18\t \x01(\t\"\x95\x01\n\rScoreResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.EventResult\x12-\n\x08sessions\x18\x02 \x03(\x0b\x32\x1b.logwarden.v1.SessionResult\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t*_\n\x0bScoringMode\x12\x1c\n\x18SCORING_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SCORING_MODE_STREAM\x10\x01\x12\x19\n\x15SCORING_MODE_SEQUENCE\x10\x02*^\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_STATUS_SCORED\x10\x01\x12\x18\n\x14\x45VENT_STATUS_INVALID\x10\x02*M\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n\x0eVERDICT_NORMAL\x10\x01\x12\x15\n\x11VERDICT_ANOMALOUS\x10\x02\x32\x9e\x01\n\x0eScoringService\x12@\n\x05Score\x12\x1a.logwarden.v1.ScoreRequest\x1a\x1b.logwarden.v1.ScoreResponse\x12J\n\x0bScoreStream\x12\x1a.logwarden.v1.ScoreRequest\x1a\x1b.logwarden.v1.ScoreResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alogwarden/v1/scoring.proto\x12\x0clogwarden.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1alogwarden/v1/reasons.proto\"\x95\x02\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x07message\x18\x02 \x01(\tH\x00\x12\r\n\x03raw\x18\x03 \x01(\x0cH\x00\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x13\n\x0bsession_key\x18\x06 \x01(\t\x12\x37\n\nattributes\x18\x07 \x03(\x0b\x32#.logwarden.v1.Event.AttributesEntry\x12\x13\n\x0bsession_end\x18\x08 \x01(\x08\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payload\"\xc8\x01\n\x0cScoreRequest\x12#\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x13.logwarden.v1.Event\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.ScoringMode\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12\x14\n\x0cwindow_scope\x18\x06 \x01(\t\x12\x18\n\x10partial_sessions\x18\x07 \x01(\x08\"N\n\x10\x45xpectedTemplate\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12\x10\n\x08template\x18\x02 \x01(\t\x12\x13\n\x0bprobability\x18\x03 \x01(\x01\"\xde\x03\n\x0b\x45ventResult\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.logwarden.v1.EventStatus\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0b\x65rror_field\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x01\x12&\n\x07verdict\x18\x06 \x01(\x0e\x32\x15.logwarden.v1.Verdict\x12\x13\n\x0btemplate_id\x18\x07 \x01(\t\x12\x10\n\x08template\x18\x08 \x01(\t\x12\x14\n\x0cnew_template\x18\t \x01(\x08\x12\x0c\n\x04rank\x18\n \x01(\x05\x12\x16\n\tsurprisal\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x30\n\x08\x65xpected\x18\x0c \x03(\x0b\x32\x1e.logwarden.v1.ExpectedTemplate\x12\x0e\n\x06reason\x18\r \x01(\t\x12\x15\n\rmodel_version\x18\x0e \x01(\t\x12\x0e\n\x06source\x18\x0f \x01(\t\x12\x13\n\x0bsession_key\x18\x10 \x01(\t\x12\x10\n\x08warnings\x18\x11 \x03(\t\x12-\n\x0breason_code\x18\x12 \x01(\x0e\x32\x18.logwarden.v1.ReasonCode\x12\r\n\x05model\x18\x13 \x01(\tB\x0c\n\n_surprisal\"\xc3\x02\n\rSessionResult\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0bsession_key\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12&\n\x07verdict\x18\x04 \x01(\x0e\x32\x15.logwarden.v1.Verdict\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06\x65vents\x18\x06 \x01(\x05\x12\x18\n\x10\x61nomalous_events\x18\x07 \x01(\x05\x12&\n\x03\x65nd\x18\x08 \x01(\x0b\x32\x19.logwarden.v1.EventResult\x12\x15\n\rmodel_version\x18\t \x01(\t\x12\x11\n\tevent_ids\x18\n \x03(\t\x12-\n\x0breason_code\x18\x0b \x01(\x0e\x32\x18.logwarden.v1.ReasonCode\x12\x0c\n\x04open\x18\x0c \x01(\x08\x12\r\n\x05model\x18\r \x01(\t\"\xb6\x01\n\rScoreResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.logwarden.v1.EventResult\x12-\n\x08sessions\x18\x02 \x03(\x0b\x32\x1b.logwarden.v1.SessionResult\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x10\n\x08replayed\x18\x05 \x01(\x08\x12\r\n\x05model\x18\x06 \x01(\t*_\n\x0bScoringMode\x12\x1c\n\x18SCORING_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SCORING_MODE_STREAM\x10\x01\x12\x19\n\x15SCORING_MODE_SEQUENCE\x10\x02*^\n\x0b\x45ventStatus\x12\x1c\n\x18\x45VENT_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_STATUS_SCORED\x10\x01\x12\x18\n\x14\x45VENT_STATUS_INVALID\x10\x02*M\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n\x0eVERDICT_NORMAL\x10\x01\x12\x15\n\x11VERDICT_ANOMALOUS\x10\x02\x32\x9e\x01\n\x0eScoringService\x12@\n\x05Score\x12\x1a.logwarden.v1.ScoreRequest\x1a\x1b.logwarden.v1.ScoreResponse\x12J\n\x0bScoreStream\x12\x1a.logwarden.v1.ScoreRequest\x1a\x1b.logwarden.v1.ScoreResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENT_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_EVENT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_SCORINGMODE']._serialized_start=1353
-  _globals['_SCORINGMODE']._serialized_end=1448
-  _globals['_EVENTSTATUS']._serialized_start=1450
-  _globals['_EVENTSTATUS']._serialized_end=1544
-  _globals['_VERDICT']._serialized_start=1546
-  _globals['_VERDICT']._serialized_end=1623
-  _globals['_EVENT']._serialized_start=78
-  _globals['_EVENT']._serialized_end=355
-  _globals['_EVENT_ATTRIBUTESENTRY']._serialized_start=295
-  _globals['_EVENT_ATTRIBUTESENTRY']._serialized_end=344
-  _globals['_SCOREREQUEST']._serialized_start=357
-  _globals['_SCOREREQUEST']._serialized_end=469
-  _globals['_EXPECTEDTEMPLATE']._serialized_start=471
-  _globals['_EXPECTEDTEMPLATE']._serialized_end=549
-  _globals['_EVENTRESULT']._serialized_start=552
-  _globals['_EVENTRESULT']._serialized_end=968
-  _globals['_SESSIONRESULT']._serialized_start=971
-  _globals['_SESSIONRESULT']._serialized_end=1199
-  _globals['_SCORERESPONSE']._serialized_start=1202
-  _globals['_SCORERESPONSE']._serialized_end=1351
-  _globals['_SCORINGSERVICE']._serialized_start=1626
-  _globals['_SCORINGSERVICE']._serialized_end=1784
+  _globals['_SCORINGMODE']._serialized_start=1660
+  _globals['_SCORINGMODE']._serialized_end=1755
+  _globals['_EVENTSTATUS']._serialized_start=1757
+  _globals['_EVENTSTATUS']._serialized_end=1851
+  _globals['_VERDICT']._serialized_start=1853
+  _globals['_VERDICT']._serialized_end=1930
+  _globals['_EVENT']._serialized_start=106
+  _globals['_EVENT']._serialized_end=383
+  _globals['_EVENT_ATTRIBUTESENTRY']._serialized_start=323
+  _globals['_EVENT_ATTRIBUTESENTRY']._serialized_end=372
+  _globals['_SCOREREQUEST']._serialized_start=386
+  _globals['_SCOREREQUEST']._serialized_end=586
+  _globals['_EXPECTEDTEMPLATE']._serialized_start=588
+  _globals['_EXPECTEDTEMPLATE']._serialized_end=666
+  _globals['_EVENTRESULT']._serialized_start=669
+  _globals['_EVENTRESULT']._serialized_end=1147
+  _globals['_SESSIONRESULT']._serialized_start=1150
+  _globals['_SESSIONRESULT']._serialized_end=1473
+  _globals['_SCORERESPONSE']._serialized_start=1476
+  _globals['_SCORERESPONSE']._serialized_end=1658
+  _globals['_SCORINGSERVICE']._serialized_start=1933
+  _globals['_SCORINGSERVICE']._serialized_end=2091
 # @@protoc_insertion_point(module_scope)
