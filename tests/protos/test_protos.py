@@ -17,7 +17,15 @@ WIRE = {
         "attributes": 7,
         "session_end": 8,
     },
-    scoring_pb2.ScoreRequest: {"events": 1, "mode": 2, "request_id": 3},
+    scoring_pb2.ScoreRequest: {
+        "events": 1,
+        "mode": 2,
+        "request_id": 3,
+        "idempotency_key": 4,
+        "model": 5,
+        "window_scope": 6,
+        "partial_sessions": 7,
+    },
     scoring_pb2.EventResult: {
         "id": 1,
         "status": 2,
@@ -33,8 +41,11 @@ WIRE = {
         "expected": 12,
         "reason": 13,
         "model_version": 14,
+        "reason_code": 18,
+        "model": 19,
     },
-    scoring_pb2.ScoreResponse: {"results": 1, "sessions": 2, "model_version": 3, "request_id": 4},
+    scoring_pb2.SessionResult: {"end": 8, "model_version": 9, "event_ids": 10, "reason_code": 11, "open": 12},
+    scoring_pb2.ScoreResponse: {"results": 1, "sessions": 2, "model_version": 3, "request_id": 4, "replayed": 5},
     labels_pb2.Label: {
         "id": 1,
         "target": 2,
@@ -51,9 +62,12 @@ WIRE = {
         "keys": 13,
         "predicted": 14,
         "reason": 15,
+        "external_id": 16,
+        "attributes": 17,
+        "reason_code": 18,
     },
-    labels_pb2.LabelResult: {"id": 1, "accepted": 2, "error": 3, "error_field": 4, "label_id": 5},
-    model_pb2.ReloadModelRequest: {"version": 1},
+    labels_pb2.LabelResult: {"id": 1, "accepted": 2, "error": 3, "error_field": 4, "label_id": 5, "duplicate": 6},
+    model_pb2.ReloadModelRequest: {"version": 1, "model": 2},
 }
 
 
@@ -81,10 +95,11 @@ def test_contract_shape():
     }
     assert services == {
         "logwarden.v1.ScoringService": ["Score", "ScoreStream"],
-        "logwarden.v1.LabelService": ["SubmitLabels"],
+        "logwarden.v1.LabelService": ["SubmitLabels", "ListLabels", "RetractLabels"],
         "logwarden.v1.ModelService": ["GetModelInfo", "ReloadModel"],
     }
     stream = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].methods_by_name["ScoreStream"]
     assert stream.client_streaming and stream.server_streaming
-    for module in (scoring_pb2, labels_pb2, model_pb2):  # one file per service, no cross-file imports
-        assert [d.name for d in module.DESCRIPTOR.dependencies] in ([], ["google/protobuf/timestamp.proto"])
+    allowed = {"google/protobuf/timestamp.proto", "logwarden/v1/reasons.proto"}  # the shared types only
+    for module in (scoring_pb2, labels_pb2, model_pb2):  # one file per service
+        assert {d.name for d in module.DESCRIPTOR.dependencies} <= allowed
