@@ -470,7 +470,11 @@ class HttpGateway:
 
     async def score(self, request: web.Request) -> web.Response:
         timeout = self._timeout(request)
-        body = _fields(_object(await self._json(request), "body"), ("events", "mode", "request_id"), "")
+        body = _fields(
+            _object(await self._json(request), "body"),
+            ("events", "mode", "request_id", "idempotency_key", "model", "window_scope", "partial_sessions"),
+            "",
+        )
         request_id = _string(body.get("request_id"), "request_id")
         if len(request_id.encode()) > self.service.limits.max_field_bytes:
             raise InvalidRequest("request_id", f"longer than {self.service.limits.max_field_bytes} bytes")

@@ -58,6 +58,7 @@ from logwarden.integrations.client.common import (
     Expected,
     RetryPolicy,
     ScoredEvent,
+    ScoreOptions,
     ScorerUnavailable,
     SessionVerdict,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "HttpClient",
     "LogWardenClient",
     "RetryPolicy",
+    "ScoreOptions",
     "ScoredEvent",
     "ScorerUnavailable",
     "SessionVerdict",

@@ -26,13 +26,14 @@ from logwarden.integrations.client.common import (
     Plan,
     RetryPolicy,
     ScoredEvent,
+    ScoreOptions,
     ScorerUnavailable,
     SessionVerdict,
     as_event,
     call_with_retries,
     check_mode,
 )
-from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
+from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc, reasons_pb2
 from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
@@ -100,8 +101,18 @@ class _Base:
         return plan, messages
 
     @staticmethod
-    def _request(messages: list[pb.Event], batch: list[int], mode: str) -> pb.ScoreRequest:
-        return pb.ScoreRequest(events=[messages[i] for i in batch], mode=MODES[mode], request_id=uuid.uuid4().hex)
+    def _request(
+        messages: list[pb.Event], batch: list[int], mode: str, options: ScoreOptions, key: str
+    ) -> pb.ScoreRequest:
+        return pb.ScoreRequest(
+            events=[messages[i] for i in batch],
+            mode=MODES[mode],
+            request_id=uuid.uuid4().hex,
+            idempotency_key=key,
+            model=options.model,
+            window_scope=options.window_scope,
+            partial_sessions=options.partial_sessions,
+        )
 
     @staticmethod
     def _results(response: pb.ScoreResponse) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
@@ -122,23 +133,24 @@ class LogWardenClient(_Base):
         self._model = model_pb2_grpc.ModelServiceStub(self.channel)
 
     def score(
-        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None, **options: Any
     ) -> list[ScoredEvent]:
-        """One result per event, in input order, with the caller's ids; unscored ones say why."""
-        return self._score(events, mode, budget_s)[0]
+        """One result per event, in input order, with the caller's ids; unscored ones say why.
+        ``options``: ``ScoreOptions`` fields (idempotency_key, model, window_scope, partial_sessions)."""
+        return self._score(events, mode, budget_s, ScoreOptions(**options))[0]
 
     def score_sessions(
-        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None, **options: Any
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         """The events' results and the session verdicts: one per session in sequence mode; in stream
         mode one per session an event ended (``session_end``)."""
-        return self._score(events, mode, budget_s)
+        return self._score(events, mode, budget_s, ScoreOptions(**options))
 
-    def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    def _score(self, events, mode, budget_s, options: ScoreOptions) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         plan, messages = self._plan(events, mode)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        for batch in plan.batches:
-            request = self._request(messages, batch, mode)
+        for n, batch in enumerate(plan.batches):
+            request = self._request(messages, batch, mode, options, options.request_key(n, len(plan.batches)))
             try:
                 plan.fill(
                     batch,
@@ -204,20 +216,22 @@ class AsyncLogWardenClient(_Base):
         self._scoring = pbg.ScoringServiceStub(self.channel)
 
     async def score(
-        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None, **options: Any
     ) -> list[ScoredEvent]:
-        return (await self._score(events, mode, budget_s))[0]
+        return (await self._score(events, mode, budget_s, ScoreOptions(**options)))[0]
 
     async def score_sessions(
-        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None, **options: Any
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        return await self._score(events, mode, budget_s)
+        return await self._score(events, mode, budget_s, ScoreOptions(**options))
 
-    async def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    async def _score(
+        self, events, mode, budget_s, options: ScoreOptions
+    ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         plan, messages = self._plan(events, mode)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        for batch in plan.batches:
-            request = self._request(messages, batch, mode)
+        for n, batch in enumerate(plan.batches):
+            request = self._request(messages, batch, mode, options, options.request_key(n, len(plan.batches)))
             attempts = Attempts(self.retry, deadline, self.timeout_s)
             while (timeout := attempts.next_timeout()) is not None:
                 try:
@@ -305,6 +319,8 @@ def _result(r: pb.EventResult) -> ScoredEvent:
         error_field=r.error_field,
         warnings=list(r.warnings),
         expected=[Expected(e.template_id, e.template, e.probability) for e in r.expected],
+        reason_code=_reason_code(r.reason_code),
+        model=r.model,
     )
     if status == SCORED:
         out.score, out.anomalous = r.score, r.verdict == pb.VERDICT_ANOMALOUS
@@ -323,7 +339,18 @@ def _session(s: pb.SessionResult) -> SessionVerdict:
         s.events,
         s.anomalous_events,
         s.model_version,
+        event_ids=list(s.event_ids),
+        reason_code=_reason_code(s.reason_code),
+        open=s.open,
+        model=s.model,
     )
+
+
+def _reason_code(value: int) -> str:
+    """The JSON spelling of a ReasonCode: its lower-case name without the prefix ("" when unspecified)."""
+    if not value:
+        return ""
+    return reasons_pb2.ReasonCode.Name(value).removeprefix("REASON_CODE_").lower()
 
 
 def _label_pb(label: Mapping[str, Any]) -> labels_pb2.Label:

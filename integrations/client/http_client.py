@@ -28,6 +28,7 @@ from logwarden.integrations.client.common import (
     Plan,
     RetryPolicy,
     ScoredEvent,
+    ScoreOptions,
     ScorerUnavailable,
     SessionVerdict,
     as_event,
@@ -93,26 +94,28 @@ class HttpClient:
         return f"HttpClient({self.base_url!r})"
 
     def score(
-        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None, **options: Any
     ) -> list[ScoredEvent]:
-        """One result per event, in input order, with the caller's ids; unscored ones say why."""
-        return self._score(events, mode, budget_s)[0]
+        """One result per event, in input order, with the caller's ids; unscored ones say why.
+        ``options``: ``ScoreOptions`` fields (idempotency_key, model, window_scope, partial_sessions)."""
+        return self._score(events, mode, budget_s, ScoreOptions(**options))[0]
 
     def score_sessions(
-        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None, **options: Any
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         """The events' results and the session verdicts: one per session in sequence mode; in stream
         mode one per session an event ended (``session_end``)."""
-        return self._score(events, mode, budget_s)
+        return self._score(events, mode, budget_s, ScoreOptions(**options))
 
-    def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    def _score(self, events, mode, budget_s, options: ScoreOptions) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         check_mode(mode)
         evs = [as_event(e) for e in events]
         bodies = [json.dumps(_event_json(e), ensure_ascii=False, separators=(",", ":")) for e in evs]
         plan = Plan(evs, mode, [len(b.encode()) + 1 for b in bodies], self.max_batch_events, self.max_batch_bytes)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        for batch in plan.batches:
-            body = f'{{"mode":"{mode}","events":[{",".join(bodies[i] for i in batch)}]}}'.encode()
+        for n, batch in enumerate(plan.batches):
+            head = _request_head(mode, options, options.request_key(n, len(plan.batches)))
+            body = f'{{{head},"events":[{",".join(bodies[i] for i in batch)}]}}'.encode()
             try:
                 response = call_with_retries(
                     lambda t, b=body: self._call("POST", "/v1/score", b, t), self.retry, deadline, self.timeout_s
@@ -205,6 +208,18 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())  # noqa: UP017
 
 
+def _request_head(mode: str, options: ScoreOptions, key: str) -> str:
+    """The request's fields other than the events, as JSON object members."""
+    head: dict[str, Any] = {"mode": mode, "idempotency_key": key}
+    if options.model:
+        head["model"] = options.model
+    if options.window_scope:
+        head["window_scope"] = options.window_scope
+    if options.partial_sessions:
+        head["partial_sessions"] = True
+    return json.dumps(head, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+
 def _event_json(e: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"id": e.id}
     if e.raw is not None:
@@ -236,6 +251,8 @@ def _result(r: Mapping[str, Any]) -> ScoredEvent:
         error_field=r.get("error_field", ""),
         warnings=list(r.get("warnings") or []),
         expected=[Expected(e["template_id"], e["template"], e["probability"]) for e in r.get("expected") or []],
+        reason_code=r.get("reason_code") or "",
+        model=r.get("model") or "",
     )
     if status == SCORED:
         out.score, out.anomalous = float(r["score"]), bool(r["anomalous"])
@@ -254,4 +271,8 @@ def _session(s: Mapping[str, Any]) -> SessionVerdict:
         int(s["events"]),
         int(s["anomalous_events"]),
         s.get("model_version", ""),
+        event_ids=list(s.get("event_ids") or []),
+        reason_code=s.get("reason_code") or "",
+        open=bool(s.get("open")),
+        model=s.get("model") or "",
     )
