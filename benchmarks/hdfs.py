@@ -145,7 +145,9 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
     scores = np.array([v.score for v in verdicts])
     metrics = compute_metrics(y, pred, scores, w)
     fps = [
-        (v.reason.split(":")[0], float(wi)) for v, yi, wi in zip(verdicts, y, w, strict=True) if v.anomalous and not yi
+        (v.reason_code or "unknown", float(wi))
+        for v, yi, wi in zip(verdicts, y, w, strict=True)
+        if v.anomalous and not yi
     ]
     fns = [
         (" ".join(s[:12]), float(wi))

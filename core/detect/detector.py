@@ -22,6 +22,7 @@ from logwarden.core.artifact import store as artifact
 from logwarden.core.detect.calibration import Calibration, scores_from_margins
 from logwarden.core.detect.combinations import RARE_COMBINATION, Combinations
 from logwarden.core.detect.next_key import score_sequences
+from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.errors import LogWardenError
 from logwarden.core.model.backends import Backend, OnnxBackend, TorchBackend
 from logwarden.core.model.gpt2 import ModelConfig, build_model
@@ -55,6 +56,7 @@ class EventVerdict:
     anomalous: bool
     reason: str = ""
     expected: list[Expected] = field(default_factory=list)
+    reason_code: ReasonCode | None = None  # set when anomalous
 
     def to_dict(self) -> dict:
         out = {
@@ -67,6 +69,7 @@ class EventVerdict:
         }
         if self.anomalous:
             out["reason"] = self.reason
+            out["reason_code"] = self.reason_code.value if self.reason_code else None
             out["expected"] = [e.to_dict() for e in self.expected]
         return out
 
@@ -79,6 +82,7 @@ class SessionVerdict:
     anomalous: bool
     reason: str
     combination: str = ""  # why the session's set of templates is anomalous ("" when it is not, or unjudged)
+    reason_code: ReasonCode | None = None  # the first anomalous event's (or end's), else RARE_COMBINATION
 
     @property
     def n_anomalous(self) -> int:
@@ -258,7 +262,7 @@ class Detector:
                 anomalous=anomalous,
             )
             if anomalous:
-                verdict.reason = self._reason(keys, pos, token, verdict, k)
+                verdict.reason_code, verdict.reason = self._reason(keys, pos, token, verdict, k)
                 verdict.expected = [
                     Expected(self.vocab.key(int(t)) or "<end>", self._token_template(int(t)), float(math.exp(lp)))
                     for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
@@ -276,6 +280,7 @@ class Detector:
             anomalous=first is not None or bool(combination),
             reason=first.reason if first else combination,
             combination=combination,
+            reason_code=first.reason_code if first else (ReasonCode.RARE_COMBINATION if combination else None),
         )
 
     def _combination_reason(self, keys) -> str:
@@ -302,14 +307,21 @@ class Detector:
     def _token_template(self, token: int) -> str:
         return "<end of session>" if token == EOS else self.template(self.vocab.key(token))
 
-    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> str:
+    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> tuple[ReasonCode, str]:
         if token == UNK:
-            return NEW_TEMPLATE if verdict.key is None else RARE_TEMPLATE
+            if verdict.key is None:
+                return ReasonCode.NEW_TEMPLATE, NEW_TEMPLATE
+            return ReasonCode.RARE_TEMPLATE, RARE_TEMPLATE
         previous = self.template(keys[pos - 2]) if pos >= 2 else "<start of session>"
         if token == EOS and self.calibration.end_surprisal is not None:
-            return (
+            return ReasonCode.ENDED_EARLY, (
                 f"{ENDED_EARLY} after '{previous}': p(end) {math.exp(-verdict.surprisal):.2g}, below that of every "
                 f"normal session's end in calibration (>= {math.exp(-self.calibration.end_surprisal):.2g})"
             )
-        what = "session ended" if token == EOS else "unexpected template"
-        return f"{what} after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+        if token == EOS:
+            return ReasonCode.UNEXPECTED_END, (
+                f"session ended after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+            )
+        return ReasonCode.UNEXPECTED_TEMPLATE, (
+            f"unexpected template after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+        )
