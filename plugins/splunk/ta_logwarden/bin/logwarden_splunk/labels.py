@@ -116,7 +116,7 @@ class Labeler:
                 if self._client is None:
                     self._client = self._client_factory()
                 results = self._submit([label for _, label in built], warnings)
-                for (i, _), result in zip(built, results):  # noqa: B905 - one result per label (API contract)
+                for (i, _), result in zip(built, results):
                     status[i] = _result_status(result)
             except Unavailable as exc:
                 warnings.append(f"LogWarden: {len(built)} labels not sent: {exc}")
@@ -132,7 +132,7 @@ class Labeler:
             first = next(s["logwarden_label_error"] for s in status if s["logwarden_label_status"] == "refused")
             warnings.append(f"LogWarden: {refused} labels refused, e.g. {first}")
         out = []
-        for row, s in zip(rows, status):  # noqa: B905
+        for row, s in zip(rows, status):
             row.update(s)
             out.append(row)
         journal(self.options, [(label, status[i]) for i, label in built])
@@ -146,7 +146,7 @@ class Labeler:
         if legacy:
             self._legacy = True
             retried = self._client.submit_labels([_without_contract_fields(labels[j]) for j in legacy])
-            for j, r in zip(legacy, retried):  # noqa: B905
+            for j, r in zip(legacy, retried):
                 results[j] = r
             if not self.warned_legacy:
                 self.warned_legacy = True

@@ -86,7 +86,7 @@ def read_results_csv(handle: Any) -> list[dict]:
     out = []
     for values in reader:
         row: dict[str, Any] = {}
-        for name, value in zip(header, values):  # noqa: B905 - short rows keep what they have
+        for name, value in zip(header, values):
             if name.startswith("__mv_"):
                 if value:
                     row[name[5:]] = decode_multivalue(value)

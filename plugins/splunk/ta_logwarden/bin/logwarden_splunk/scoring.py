@@ -144,7 +144,7 @@ class Scorer:
                 + (f" (and {more} more for other reasons)" if more else "")
             )
         out = []
-        for row, f in zip(held, fields):  # noqa: B905 - same length by construction; no strict= on 3.9
+        for row, f in zip(held, fields):
             row.update(f)
             out.append(row)
         return Flush(out, warnings)
@@ -237,7 +237,7 @@ class Scorer:
             for event_id in s.event_ids:
                 by_id[event_id] = s
             by_key[(s.source, s.session_key)] = s
-        for event, result in zip(events, results):  # noqa: B905 - the client answers one result per event
+        for event, result in zip(events, results):
             i = int(event["id"])
             session = by_id.get(event["id"]) or by_key.get((result.source or event["source"], result.session_key))
             fields[i] = output(result, session, event["source"])
