@@ -53,7 +53,10 @@ ENTRY = """  <entry>
     </content>
   </entry>
 """
-MESSAGE = '<?xml version="1.0" encoding="UTF-8"?>\n<response><messages><msg type="{kind}">{text}</msg></messages></response>\n'
+MESSAGE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<response><messages><msg type="{kind}">{text}</msg></messages></response>\n'
+)
 
 
 class Splunkd:

@@ -38,9 +38,8 @@ class LabelOptions:
     origin: str = ""  # the search id (or alert name) the label came from
 
 
-def build(row: Mapping[str, Any], options: LabelOptions, position: int, keys: Sequence[str] = ()) -> dict | None:
-    """The label for one row (a dict with the Label fields of the HTTP API), or None when the row lacks what
-    a label needs (then ``problem`` says what)."""
+def build(row: Mapping[str, Any], options: LabelOptions, position: int, keys: Sequence[str] = ()) -> dict:
+    """The label for one row: a dict with the Label fields of the HTTP API (``problem`` says whether it can go)."""
     session = options.target == "session"
     source = R.text(row, "logwarden_source") or R.text(row, options.source_field)
     label: dict[str, Any] = {
@@ -101,31 +100,34 @@ class Labeler:
         self.warned_legacy = False
 
     def label(self, rows: list[dict]) -> tuple[list[dict], list[str]]:
+        """Every row with its ``logwarden_label_*`` fields, and what to tell the user. Rows naming the same
+        thing (the same session, or the same event twice) share one label."""
         warnings: list[str] = []
         keys = session_keys(rows) if self.options.target == "session" else {}
-        built: list[tuple[int, dict]] = []
+        built: list[dict] = []
+        sender: dict[int, int] = {}  # row -> position of its label in ``built``
+        by_external: dict[str, int] = {}
         status: list[dict] = []
         for i, row in enumerate(rows):
             label = build(row, self.options, i, keys.get(_session(row), ()))
-            why = problem(label) if label else "nothing to label"
+            why = problem(label)
             status.append(_status("refused", error=why) if why else _status("unsent"))
             if not why:
-                built.append((i, label))
+                if label["external_id"] not in by_external:
+                    by_external[label["external_id"]] = len(built)
+                    built.append(label)
+                sender[i] = by_external[label["external_id"]]
         if built:
             try:
                 if self._client is None:
                     self._client = self._client_factory()
-                results = self._submit([label for _, label in built], warnings)
-                for (i, _), result in zip(built, results):
-                    status[i] = _result_status(result)
-            except Unavailable as exc:
-                warnings.append(f"LogWarden: {len(built)} labels not sent: {exc}")
-                for i, _ in built:
-                    status[i] = _status("unsent", error=str(exc))
-            except Exception as exc:  # ScorerUnavailable: the labels were not stored; the rows say so
-                reason = f"{type(exc).__name__}: {exc}"
+                results = [_result_status(r) for r in self._submit(built, warnings)]
+                for i, k in sender.items():
+                    status[i] = results[k]
+            except Exception as exc:  # Unavailable, ScorerUnavailable: nothing was stored; the rows say so
+                reason = str(exc) if isinstance(exc, Unavailable) else f"{type(exc).__name__}: {exc}"
                 warnings.append(f"LogWarden: {len(built)} labels not stored: {reason}")
-                for i, _ in built:
+                for i in sender:
                     status[i] = _status("unsent", error=reason)
         refused = sum(1 for s in status if s["logwarden_label_status"] == "refused")
         if refused:
@@ -135,7 +137,7 @@ class Labeler:
         for row, s in zip(rows, status):
             row.update(s)
             out.append(row)
-        journal(self.options, [(label, status[i]) for i, label in built])
+        journal(self.options, [(built[k], status[i]) for i, k in sender.items() if built[k]["id"] == str(i)])
         return out, warnings
 
     def _submit(self, labels: list[dict], warnings: list[str]) -> list[dict]:
