@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint format serve protos check-protos bench clean
+.PHONY: venv test lint format serve protos check-protos bench clean splunk-app appinspect-venv splunk-appinspect
 
 venv: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) splunk-appinspect
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
@@ -56,10 +56,30 @@ serve: $(STAMP)
 	$(VENV)/bin/logwarden serve --model $(MODEL) --host 127.0.0.1 --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
 		--label-db $(MODEL)/labels.sqlite
 
+# The Splunk app (plugins/splunk): `make splunk-app` builds dist/ta_logwarden-<version>.tgz; AppInspect (cloud
+# checks) runs on it in its own virtualenv, since it pins older structlog, lxml and others.
+AI_VENV  := .venv-appinspect
+AI_STAMP := $(AI_VENV)/.installed
+
+appinspect-venv: $(AI_STAMP)
+
+$(AI_STAMP): plugins/splunk/requirements-appinspect.lock
+	$(PYTHON) -m venv $(AI_VENV)
+	$(AI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AI_VENV)/bin/python -m pip install --quiet -r plugins/splunk/requirements-appinspect.lock
+	touch $(AI_STAMP)
+
+splunk-app: $(STAMP) $(AI_STAMP)
+	rm -rf dist/ta_logwarden dist/ta_logwarden-*.tgz
+	$(PY) plugins/splunk/build.py --out dist --slim $(AI_VENV)/bin/slim
+
+splunk-appinspect: splunk-app
+	$(PY) plugins/splunk/appinspect.py --appinspect $(AI_VENV)/bin/splunk-appinspect dist/ta_logwarden-*.tgz
+
 bench: $(STAMP)
 	$(PY) benchmarks/parsing.py
 	$(PY) benchmarks/hdfs.py
 	$(PY) benchmarks/scoring.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AI_VENV) build dist *.egg-info .pytest_cache .ruff_cache
