@@ -60,13 +60,22 @@ class AnomalyScoreCommand(EventingCommand):
         )
         sid = str(getattr(self.metadata.searchinfo, "sid", "") or "")
         self._scorer = scoring.Scorer(options, sid, _client_factory(self, max_batch_events=1000))
+        self._names: dict[str, None] = {}  # every field seen in any chunk, in order
 
     def transform(self, records):
-        flush = self._scorer.take(list(records), bool(self._finished))
+        rows = [dict(r) for r in records]  # plain dicts: half the memory of the framework's OrderedDicts
+        if rows:
+            self._names.update(dict.fromkeys(rows[0]))  # a chunk's rows share its CSV header
+        flush = self._scorer.take(rows, bool(self._finished))
         for message in flush.warnings:
             self.write_warning(message)
-        for row in flush.rows:
-            yield self.gen_record(**row)
+        if flush.rows:
+            # the reply's CSV header is the first row's fields plus the registered ones: register every field
+            # of every chunk held (later chunks may bring fields the first lacked) and the logwarden_* fields
+            first = flush.rows[0]
+            for name in (*self._names, *scoring.OUTPUT_FIELDS):
+                self.add_field(first, name, first.get(name))
+        yield from flush.rows
 
 
 @Configuration(distributed=False)

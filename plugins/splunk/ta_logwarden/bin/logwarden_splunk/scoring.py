@@ -44,6 +44,7 @@ OUTPUT_FIELDS = (
     "logwarden_model_version",
 )
 MODES = ("sequence", "stream")
+SLICE_EVENTS = 5_000  # events per score call: bounds the results held at once
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Scorer:
         self._flushes = 0
         self._partial_groups: set[tuple[str, str]] = set()
         self._warned = False
+        self._internal = ""
         self.partial_flushes = 0
 
     # -- input ------------------------------------------------------------------------------------------
@@ -115,26 +117,32 @@ class Scorer:
     # -- scoring ----------------------------------------------------------------------------------------
 
     def _flush(self, held: list[dict], kind: str) -> Flush:
+        """Score ``held`` and write the ``logwarden_*`` fields into its rows (in place, to keep memory low)."""
         if not held:
             return Flush([], [])
-        fields: list[dict | None] = [None] * len(held)
+        done = bytearray(len(held))  # 1 where the row has its fields
         warnings: list[str] = []
         try:
             client = self._ready()
-            events, groups = self._events(held, fields, kind)
-            if events:
-                self._score(client, events, groups, fields, kind, len(held))
+            units, key_of, messages = self._units(held, done)
+            self._flushes += 1
+            for n, piece in enumerate(_slices(units, SLICE_EVENTS)):
+                events = self._events(held, piece, key_of, messages, kind)
+                self._score(client, held, events, kind, f"splunk:{self.search_id}:{self._flushes}:{n}")
+                for unit in piece:
+                    for i in unit:
+                        done[i] = 1
         except Unavailable as exc:
             self._unavailable = self._unavailable or str(exc)
         except Exception as exc:  # never lose the chunk: the rows go on unscored, the inspector says why
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-            fields[:] = [unscored(reason) if f is None else f for f in fields]
+            self._internal = f"internal error: {type(exc).__name__}: {exc}"
         reasons: dict[str, int] = {}
-        for i, f in enumerate(fields):
-            if f is None:
-                f = fields[i] = unscored(self._unavailable or "not scored")
-            if f["logwarden_status"] == "unscored":
-                reasons[f["logwarden_reason"]] = reasons.get(f["logwarden_reason"], 0) + 1
+        for i, row in enumerate(held):
+            if not done[i]:
+                row.update(unscored(self._internal or self._unavailable or "not scored"))
+            if row["logwarden_status"] == "unscored":
+                reasons[row["logwarden_reason"]] = reasons.get(row["logwarden_reason"], 0) + 1
+        self._internal = ""
         if reasons and not self._warned:
             self._warned = True
             reason, count = max(reasons.items(), key=lambda kv: kv[1])
@@ -143,11 +151,7 @@ class Scorer:
                 f"LogWarden: {count} rows passed through unscored: {reason}"
                 + (f" (and {more} more for other reasons)" if more else "")
             )
-        out = []
-        for row, f in zip(held, fields):
-            row.update(f)
-            out.append(row)
-        return Flush(out, warnings)
+        return Flush(held, warnings)
 
     def _ready(self) -> Any:
         if self._unavailable:
@@ -171,30 +175,33 @@ class Scorer:
             return found.group(0) if found else ""
         return ""
 
-    def _events(self, held: list[dict], fields: list[dict | None], kind: str) -> tuple[list[dict], dict]:
-        """The events to send, each session's rows together and in time order (stream mode: the whole chunk
-        in time order), and the (source, session) group of every sent row."""
+    def _units(self, held: list[dict], done: bytearray) -> tuple[list[list[int]], dict, dict[int, str]]:
+        """Rows grouped for scoring: each (source, session) in time order (stream mode: the whole chunk in time
+        order as one unit); the group of every row; the rows' messages. Rows without a message get their
+        ``invalid`` fields here."""
         o = self.options
         groups: dict[tuple[str, str], list[int]] = {}
-        times = [R.epoch(r) for r in held]
         messages: dict[int, str] = {}
         for i, row in enumerate(held):
             message = R.text(row, o.message_field)
             if not message:
-                fields[i] = empty("invalid", f"no {o.message_field} field in this row")
+                row.update(empty("invalid", f"no {o.message_field} field in this row"))
+                done[i] = 1
                 continue
             messages[i] = message
             source = R.text(row, o.source_field)
-            key = (source, self._session_of(row, message) if self.options.mode == "sequence" else "")
-            groups.setdefault(key, []).append(i)
-        if o.mode == "stream":
-            order = [i for i in R.time_order(times) if i in messages]
-            units = [order]
-        else:
-            units = []
-            for members in groups.values():
-                units.append([members[j] for j in R.time_order([times[i] for i in members])])
+            groups.setdefault((source, self._session_of(row, message) if o.mode == "sequence" else ""), []).append(i)
         key_of = {i: key for key, members in groups.items() for i in members}
+        if o.mode == "stream":
+            times = [R.epoch(r) for r in held]
+            return [[i for i in R.time_order(times) if i in messages]], key_of, messages
+        units = []
+        for members in groups.values():
+            order = R.time_order([R.epoch(held[i]) for i in members])
+            units.append([members[j] for j in order])
+        return units, key_of, messages
+
+    def _events(self, held, units: list[list[int]], key_of: dict, messages: dict[int, str], kind: str) -> list[dict]:
         events = []
         for unit in units:
             for n, i in enumerate(unit):
@@ -203,24 +210,23 @@ class Scorer:
                 event: dict[str, Any] = {"id": str(i), "message": messages[i], "source": source}
                 if session:
                     event["session_key"] = session
-                if times[i] is not None:
-                    event["timestamp"] = times[i]
+                t = R.epoch(row)
+                if t is not None:
+                    event["timestamp"] = t
                 attributes = R.attributes(row)
                 if attributes:
                     event["attributes"] = attributes
-                if kind == "final" and self._flushes and n == len(unit) - 1:
+                if kind == "final" and self._flushes > 1 and n == len(unit) - 1:
                     # after a partial flush only sessions never cut have their ends judged
                     event["session_end"] = (source, session) not in self._partial_groups
                 events.append(event)
         if kind == "partial":
-            self._partial_groups.update(groups)
-        return events, key_of
+            self._partial_groups.update(key_of[unit[0]] for unit in units if unit)
+        return events
 
-    def _score(self, client: Any, events: list[dict], key_of: dict, fields: list, kind: str, held: int) -> None:
+    def _score(self, client: Any, held: list[dict], events: list[dict], kind: str, key: str) -> None:
         o = self.options
-        self._flushes += 1
-        key = f"splunk:{self.search_id}:{self._flushes}"
-        budget = 30.0 + len(events) / 2000.0
+        budget = 30.0 + len(events) / 1000.0
         if o.mode == "stream":
             results = client.score(
                 events, "stream", budget_s=budget, idempotency_key=key, model=o.model, window_scope=self.search_id
@@ -238,9 +244,25 @@ class Scorer:
                 by_id[event_id] = s
             by_key[(s.source, s.session_key)] = s
         for event, result in zip(events, results):
-            i = int(event["id"])
             session = by_id.get(event["id"]) or by_key.get((result.source or event["source"], result.session_key))
-            fields[i] = output(result, session, event["source"])
+            held[int(event["id"])].update(output(result, session, event["source"]))
+
+
+def _slices(units: list[list[int]], size: int) -> list[list[list[int]]]:
+    """Whole units (sessions) packed into slices of about ``size`` rows, so that results are written into the
+    rows as they come and never all held at once."""
+    out: list[list[list[int]]] = []
+    current: list[list[int]] = []
+    count = 0
+    for unit in units:
+        if current and count + len(unit) > size:
+            out.append(current)
+            current, count = [], 0
+        current.append(unit)
+        count += len(unit)
+    if current:
+        out.append(current)
+    return out
 
 
 def session_pattern(client: Any) -> re.Pattern[str] | None:
@@ -272,30 +294,45 @@ def unscored(reason: str) -> dict:
     return empty("unscored", reason)
 
 
+_SHARED: dict[Any, Any] = {}
+MAX_SHARED = 50_000
+
+
+def shared(value: Any) -> Any:
+    """One object for equal values (templates, reasons, expected lists repeat on most rows): held rows cost
+    far less memory. Bounded: past ``MAX_SHARED`` distinct values, new ones are kept as they are."""
+    found = _SHARED.get(value)
+    if found is not None:
+        return found
+    if len(_SHARED) < MAX_SHARED:
+        _SHARED[value] = value
+    return value
+
+
 def output(result: Any, session: Any, source: str) -> dict:
     """The row's ``logwarden_*`` fields from the client's ``ScoredEvent`` and, when known, its ``SessionVerdict``."""
     if result.status != "scored":
         out = empty(result.status, result.error or result.reason)
         out["logwarden_source"] = source
         return out
-    out = empty("scored", result.reason)
+    out = empty("scored", shared(result.reason))
     out.update(
         logwarden_score=f"{result.score:.4f}",
         logwarden_verdict=result.verdict,
-        logwarden_reason_code=result.reason_code,
-        logwarden_template=result.template,
-        logwarden_template_id=result.template_id,
+        logwarden_reason_code=shared(result.reason_code),
+        logwarden_template=shared(result.template),
+        logwarden_template_id=shared(result.template_id),
         logwarden_new_template="1" if result.new_template else "0",
-        logwarden_expected=[e.template for e in result.expected],
-        logwarden_session_key=result.session_key,
-        logwarden_source=result.source or source,
-        logwarden_model_version=result.model_version,
+        logwarden_expected=shared(tuple(shared(e.template) for e in result.expected)),
+        logwarden_session_key=shared(result.session_key),
+        logwarden_source=shared(result.source or source),
+        logwarden_model_version=shared(result.model_version),
     )
     if session is not None:
         out.update(
             logwarden_session_verdict="anomalous" if session.anomalous else "normal",
-            logwarden_session_reason=session.reason,
-            logwarden_session_reason_code=session.reason_code,
+            logwarden_session_reason=shared(session.reason),
+            logwarden_session_reason_code=shared(session.reason_code),
             logwarden_session_open="1" if session.open else "0",
         )
     return out
