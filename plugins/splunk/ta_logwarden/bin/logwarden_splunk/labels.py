@@ -96,7 +96,7 @@ class Labeler:
         self.options = options
         self._client_factory = client
         self._client: Any = None
-        self._legacy = False  # the server refused the contract's label fields once: do not send them again
+        self._unknown: set[str] = set()  # contract fields this server refused: not sent again
         self.warned_legacy = False
 
     def label(self, rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -141,21 +141,24 @@ class Labeler:
         return out, warnings
 
     def _submit(self, labels: list[dict], warnings: list[str]) -> list[dict]:
-        if self._legacy:
-            return self._client.submit_labels([_without_contract_fields(x) for x in labels])
-        results = self._client.submit_labels(labels)
-        legacy = [j for j, r in enumerate(results) if _refused_for_contract_field(r)]
-        if legacy:
-            self._legacy = True
-            retried = self._client.submit_labels([_without_contract_fields(labels[j]) for j in legacy])
-            for j, r in zip(legacy, retried):
+        """Submit; labels refused for naming a contract field this server does not know are sent again without
+        it (the server names one field per refusal), and that field is left out from then on."""
+        results = self._client.submit_labels([_without(x, self._unknown) for x in labels])
+        for _ in CONTRACT_FIELDS:
+            refused = {j: _contract_field(r) for j, r in enumerate(results)}
+            refused = {j: name for j, name in refused.items() if name}
+            if not refused:
+                break
+            self._unknown.update(refused.values())
+            retried = self._client.submit_labels([_without(labels[j], self._unknown) for j in refused])
+            for j, r in zip(refused, retried):
                 results[j] = r
-            if not self.warned_legacy:
-                self.warned_legacy = True
-                warnings.append(
-                    "LogWarden: this server does not know label external ids yet, so it cannot tell a repeated "
-                    "label from a new one: running this labelling again stores these labels again"
-                )
+        if "external_id" in self._unknown and not self.warned_legacy:
+            self.warned_legacy = True
+            warnings.append(
+                "LogWarden: this server does not know label external ids yet, so it cannot tell a repeated "
+                "label from a new one: running this labelling again stores these labels again"
+            )
         return results
 
 
@@ -209,12 +212,13 @@ def _result_status(result: Mapping[str, Any]) -> dict:
     return _status(state, label_id=str(result.get("label_id", "")))
 
 
-def _refused_for_contract_field(result: Mapping[str, Any]) -> bool:
+def _contract_field(result: Mapping[str, Any]) -> str:
+    """The contract field a refused label was refused for ("" when it was accepted or refused for another)."""
     if result.get("accepted"):
-        return False
+        return ""
     field = str(result.get("error_field") or "")
-    return any(field.endswith("." + name) for name in CONTRACT_FIELDS)
+    return next((name for name in CONTRACT_FIELDS if field.endswith("." + name)), "")
 
 
-def _without_contract_fields(label: Mapping[str, Any]) -> dict:
-    return {k: v for k, v in label.items() if k not in CONTRACT_FIELDS}
+def _without(label: Mapping[str, Any], names: set[str]) -> dict:
+    return {k: v for k, v in label.items() if k not in names} if names else dict(label)
