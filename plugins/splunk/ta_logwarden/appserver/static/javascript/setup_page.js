@@ -40,27 +40,37 @@ require(["jquery", "splunkjs/splunk"], function ($, splunkjs) {
       return;
     }
     const service = new splunkjs.Service(new splunkjs.SplunkWebHttp(), NAMESPACE);
-    const passwords = service.storagePasswords(NAMESPACE);
     const secret = JSON.stringify(settings);
     try {
+      const passwords = service.storagePasswords(NAMESPACE);
       await passwords.fetch();
-      const existing = passwords.item(REALM + ":" + USERNAME + ":", NAMESPACE);
-      if (existing) {
-        await existing.update({ password: secret });
-      } else {
-        await passwords.create({ name: USERNAME, realm: REALM, password: secret });
-      }
-      const apps = service.configurations(NAMESPACE);
-      await apps.fetch();
-      const appConf = apps.item("app", NAMESPACE);
+      const existing = passwords.item(REALM + ":" + USERNAME + ":");
+      // create/update take a callback in the SDK Splunk Web ships (they are not awaitable)
+      await new Promise(function (resolve, reject) {
+        const done = function (err) {
+          if (err) reject(err);
+          else resolve();
+        };
+        if (existing) existing.update({ password: secret }, done);
+        else passwords.create({ name: USERNAME, realm: REALM, password: secret }, done);
+      });
+      const configs = service.configurations(NAMESPACE);
+      await configs.fetch();
+      const appConf = configs.item("app");
       await appConf.fetch();
-      const install = appConf.item("install", NAMESPACE);
+      const install = appConf.item("install");
+      await install.fetch();
       await install.update({ is_configured: "true" });
-      await service.apps().item(APP).reload();
+      const apps = service.apps();
+      await apps.fetch();
+      const app = apps.item(APP);
+      await app.fetch();
+      await app.reload(); // the app registers is_configured only after a reload
       $("#logwarden_token").val("");
       say("Saved. Try: index=... | anomalyscore", false);
     } catch (err) {
-      say("Could not save the settings: " + ((err && err.data && JSON.stringify(err.data)) || err), true);
+      const detail = (err && (err.responseText || (err.data && JSON.stringify(err.data)))) || String(err);
+      say("Could not save the settings: " + detail, true);
     }
   }
 
