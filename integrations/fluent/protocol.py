@@ -149,11 +149,14 @@ def unpack_entries(payload: bytes, limit: int) -> list[Record]:
     """The entries of a PackedForward payload; ``ProtocolError`` when one is malformed or the last is cut."""
     entries = unpacker(max(limit, len(payload)))
     entries.feed(payload)
+    records, end = [], 0
     try:
-        records = [to_record(value, i) for i, value in enumerate(entries)]
+        for value in entries:
+            records.append(to_record(value, len(records)))
+            end = entries.tell()
     except (ValueError, msgpack.UnpackException) as exc:
         raise ProtocolError(f"packed entries do not decode: {exc}") from None
-    if entries.tell() != len(payload):
+    if end != len(payload):
         raise ProtocolError(f"packed entries are truncated after {len(records)} entries")
     return records
 

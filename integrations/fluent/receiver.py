@@ -121,7 +121,7 @@ class FluentReceiver:
 
     async def _start_http(self, host: str, port: int) -> None:
         app = web.Application()
-        app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))
+        app.router.add_get("/healthz", self._health)
         app.router.add_get("/readyz", self._ready)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
@@ -129,6 +129,9 @@ class FluentReceiver:
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.http_port = site._server.sockets[0].getsockname()[1]
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
     async def _ready(self, _request: web.Request) -> web.Response:
         if self._draining or self._server is None:
