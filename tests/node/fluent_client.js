@@ -27,6 +27,13 @@ async function main() {
   const client = new FluentClient(opts.tag, config);
   const errors = [];
   let acked = 0;
+  let reported = false;
+  const report = () => {
+    if (!reported) process.stdout.write(JSON.stringify({ sent: opts.events.length, acked, errors }) + "\n");
+    reported = true;
+  };
+  // a refused handshake can leave the sends pending with nothing left to run: report what happened anyway
+  process.on("beforeExit", () => { if (!reported) { errors.push("pending sends never settled"); report(); } });
   const sends = opts.events.map((e) => {
     let time;
     if (Array.isArray(e.time)) time = new EventTime(e.time[0], e.time[1]);
@@ -36,7 +43,7 @@ async function main() {
   });
   await Promise.all(sends);
   try { await client.disconnect(); } catch (err) { errors.push("disconnect: " + err.message); }
-  process.stdout.write(JSON.stringify({ sent: opts.events.length, acked, errors }) + "\n");
+  report();
 }
 
 main().catch((err) => { process.stdout.write(JSON.stringify({ fatal: String(err) }) + "\n"); process.exit(1); });
