@@ -5,8 +5,9 @@ requests of at most ``max_batch_bytes``, one at a time (order kept), with ``Auth
 Splunk's answers, by their machine-readable ``code``:
 
 * 200 ``{"code": 0}``: accepted. 400 ``{"code": 5}`` (no data): nothing to accept.
-* 400 ``{"code": 6, "invalid-event-number": N}``: the events before N were accepted, event N is refused for
-  good (logged, counted); the events after it are sent again.
+* 400 with ``invalid-event-number`` N and code 6 (invalid data format), 12 (event field required) or 13 (event
+  field blank): the events before N were indexed, event N is refused for good (logged, counted); the events
+  after it are sent again.
 * 429, 503 (``code`` 9, server busy) and other 5xx, or no answer: retried with backoff until ``budget_s``
   runs out, then ``NextHopError`` (the chunk is not acked; the shipper sends it again).
 * Any other refusal (401/403 token codes 2-4, 400 incorrect index code 7, ...): ``NextHopError`` at once,
@@ -31,7 +32,8 @@ from logwarden.integrations.outputs.base import Chunk, NextHopError, Unsupported
 log = structlog.get_logger("logwarden.outputs.splunk_hec")
 
 RETRYABLE = {429, 500, 502, 503, 504}
-CODE_NO_DATA, CODE_INVALID_DATA = 5, 6
+CODE_NO_DATA = 5
+EVENT_REFUSALS = {6, 12, 13}  # invalid data format, event field required, event field blank: one event at fault
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,13 @@ class SplunkHecOutput:
                 if status == 200 or (status == 400 and code == CODE_NO_DATA):
                     outcome.accepted += end - start
                     return end
-                if status == 400 and code == CODE_INVALID_DATA and isinstance(reply.get("invalid-event-number"), int):
+                if status == 400 and code in EVENT_REFUSALS and isinstance(reply.get("invalid-event-number"), int):
                     bad = start + reply["invalid-event-number"]
                     if start <= bad < end:
                         outcome.accepted += bad - start
                         outcome.refused += 1
                         self.refused += 1
-                        log.error("HEC refused an event for good", tag=tag, event=bad - start, reply=reply.get("text"))
+                        log.error("HEC refused an event for good", tag=tag, position=bad - start, reply=reply.get("text"))
                         return bad + 1
                 reason = f"HTTP {status} code {code}: {reply.get('text', text[:200])}"
                 if status not in RETRYABLE:
