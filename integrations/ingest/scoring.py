@@ -35,15 +35,19 @@ class FieldMap:
 
 
 def lookup(record: dict[str, Any], key: str) -> Any:
-    """``record[key]``, or the nested value of a dotted key (``kubernetes.pod_name``); None when absent."""
+    """``record[key]``, or the nested value of a dotted key (``kubernetes.pod_name``; names that contain dots
+    themselves, such as ``resource.host.name`` for ``{"resource": {"host.name": ...}}``, are found too)."""
     if key in record:
         return record[key]
-    value: Any = record
-    for part in key.split("."):
-        if type(value) is not dict or part not in value:
-            return None
-        value = value[part]
-    return value
+    dot = key.find(".")
+    while dot != -1:
+        inner = record.get(key[:dot])
+        if type(inner) is dict:
+            found = lookup(inner, key[dot + 1 :])
+            if found is not None:
+                return found
+        dot = key.find(".", dot + 1)
+    return None
 
 
 def _text(value: Any) -> str:

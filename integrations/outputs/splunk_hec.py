@@ -146,7 +146,9 @@ class SplunkHecOutput:
                         outcome.accepted += bad - start
                         outcome.refused += 1
                         self.refused += 1
-                        log.error("HEC refused an event for good", tag=tag, position=bad - start, reply=reply.get("text"))
+                        log.error(
+                            "HEC refused an event for good", tag=tag, position=bad - start, reply=reply.get("text")
+                        )
                         return bad + 1
                 reason = f"HTTP {status} code {code}: {reply.get('text', text[:200])}"
                 if status not in RETRYABLE:
