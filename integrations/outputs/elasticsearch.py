@@ -137,6 +137,7 @@ class ElasticsearchConfig:
     idempotent_ids: bool = True  # _id from the chunk key and position (resends answered 409)
     compress: bool = True
     max_retries: int = 3
+    initial_backoff_s: float = 0.5
     timeout_s: float = 30.0
 
 
@@ -170,7 +171,9 @@ class ElasticsearchOutput:
                 **auth,
             )
         params = {"pipeline": c.pipeline} if c.pipeline else {}
-        self.writer = BulkWriter(self.client, max_retries=c.max_retries, **params)
+        self.writer = BulkWriter(
+            self.client, max_retries=c.max_retries, initial_backoff_s=c.initial_backoff_s, **params
+        )
 
     async def close(self) -> None:
         if self.client is not None:
