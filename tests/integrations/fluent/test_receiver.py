@@ -56,6 +56,7 @@ def test_fluent_bit_chunk_is_scored_enriched_re_emitted_then_acked(receiver, hop
     first = records[0].record
     assert first["host"] == "dn1" and first["logwarden"]["status"] == "scored"
     assert set(first["logwarden"]) >= {"score", "verdict", "template", "template_id", "model_version", "expected"}
+    assert {"reason", "reason_code", "model"} <= set(first["logwarden"])
     assert (
         0 <= first["event"]["risk_score"] <= 100 and first["event"]["risk_score_norm"] == first["event"]["risk_score"]
     )
