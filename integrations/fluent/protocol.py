@@ -63,6 +63,11 @@ class Frame:
         return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
+def _ext(code: int, data: bytes) -> ExtType:
+    """msgpack's ExtType without its constructor's checks (a fifth of the decoding time of an EventTime)."""
+    return tuple.__new__(ExtType, (code, data))
+
+
 def unpacker(max_buffer_size: int) -> msgpack.Unpacker:
     """A streaming unpacker for transport frames (feed it bytes as they arrive)."""
     return msgpack.Unpacker(
@@ -71,6 +76,7 @@ def unpacker(max_buffer_size: int) -> msgpack.Unpacker:
         strict_map_key=False,
         max_buffer_size=max_buffer_size,
         timestamp=0,
+        ext_hook=_ext,
     )
 
 
@@ -99,18 +105,18 @@ def _is_time(value: Any) -> bool:
 
 def to_record(value: Any, position: int) -> Record:
     """A Record from one entry; ``ProtocolError`` naming the entry when it has neither shape."""
-    if type(value) is not list or len(value) != 2:
-        raise ProtocolError(f"entry {position}: not a [time, record] pair")
-    head, record = value
-    if type(record) is not dict:
+    if type(value) is list and len(value) == 2:
+        head, record = value
+        if type(record) is dict:
+            if type(head) is list:  # Fluent Bit v2: [[time, metadata], record]
+                if len(head) == 2 and type(head[1]) is dict and _is_time(head[0]):
+                    return Record(head[0], record, head[1])
+                raise ProtocolError(f"entry {position}: header is not [time, metadata]")
+            if _is_time(head):
+                return Record(head, record)
+            raise ProtocolError(f"entry {position}: time is a {type(head).__name__}, not an integer or EventTime")
         raise ProtocolError(f"entry {position}: the record is a {type(record).__name__}, not a map")
-    if type(head) is list:  # Fluent Bit v2: [[time, metadata], record]
-        if len(head) != 2 or not _is_time(head[0]) or type(head[1]) is not dict:
-            raise ProtocolError(f"entry {position}: header is not [time, metadata]")
-        return Record(head[0], record, head[1])
-    if not _is_time(head):
-        raise ProtocolError(f"entry {position}: time is a {type(head).__name__}, not an integer or EventTime")
-    return Record(head, record)
+    raise ProtocolError(f"entry {position}: not a [time, record] pair")
 
 
 def decompress(payload: bytes, kind: str, limit: int) -> bytes:

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 from logwarden.integrations.fluent.handshake import ClientHandshake, HandshakeError, raw_unpacker
-from logwarden.integrations.fluent.protocol import entry, packer, unpacker
+from logwarden.integrations.fluent.protocol import packer, unpacker
 from logwarden.integrations.outputs.base import Chunk, NextHopError
 
 log = structlog.get_logger("logwarden.outputs.forward")
@@ -125,7 +125,12 @@ class ForwardOutput:
     def _frame(self, chunk: Chunk) -> tuple[bytes, str | None]:
         c = self.config
         pack = packer()
-        entries = [entry(r, c.retain_metadata) for r in chunk.records]
+        if c.retain_metadata:
+            entries = [
+                [r.time, r.record] if r.metadata is None else [[r.time, r.metadata], r.record] for r in chunk.records
+            ]
+        else:
+            entries = [[r.time, r.record] for r in chunk.records]
         options: dict[str, Any] = {"size": len(entries), "fluent_signal": 0}
         if c.compress == "gzip":
             payload = b"".join(pack.pack(e) for e in entries)
