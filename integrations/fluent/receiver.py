@@ -298,13 +298,11 @@ class FluentReceiver:
                 return False
         elif not await self._logs(frame, conn):
             return False
+        self.metrics.ack_seconds.observe(time.perf_counter() - started)
+        self.metrics.chunks.labels("done" if frame.chunk is None else "acked").inc()  # counted before the peer knows
         if frame.chunk is not None:
             writer.write(ack(frame.chunk))
             await writer.drain()
-            self.metrics.chunks.labels("acked").inc()
-        else:
-            self.metrics.chunks.labels("done").inc()
-        self.metrics.ack_seconds.observe(time.perf_counter() - started)
         return True
 
     async def _logs(self, frame: Frame, conn: _Conn) -> bool:

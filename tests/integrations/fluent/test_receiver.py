@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import socket
 import ssl
+import urllib.error
+import urllib.request
 
 import msgpack
 import pytest
@@ -289,6 +292,8 @@ def test_tls(scorer, hop, pki):
 
 def test_graceful_stop_finishes_and_acks_the_chunk_in_flight(scorer, hop):
     bg = BackgroundReceiver(scorer.target, hop).start()
+    health = f"http://127.0.0.1:{bg.receiver.http_port}"
+    assert json.load(urllib.request.urlopen(f"{health}/readyz", timeout=10))["status"] == "ready"
     hop.gate = bg.run(_event())
     frame, cid = _chunk(LINES[:4])
     idle = ForwardSocket(bg.port)
@@ -297,6 +302,11 @@ def test_graceful_stop_finishes_and_acks_the_chunk_in_flight(scorer, hop):
         assert hop.entered.wait(20)
         stopping = asyncio.run_coroutine_threadsafe(bg.receiver.stop(10), bg.loop)
         assert idle.closed()  # idle connections are closed at once
+        with pytest.raises(urllib.error.HTTPError) as draining:
+            urllib.request.urlopen(f"{health}/readyz", timeout=10)
+        assert draining.value.code == 503
+        metrics = urllib.request.urlopen(f"{health}/metrics", timeout=10).read().decode()
+        assert "# TYPE logwarden_fluent_connections gauge" in metrics
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", bg.port), timeout=5).close()  # no longer accepting
         bg.loop.call_soon_threadsafe(hop.gate.set)
