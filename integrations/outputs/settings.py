@@ -5,12 +5,13 @@ config file, the environment or a ``*_file`` flag naming a file that holds them,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import CliSuppress
 
-from logwarden.integrations.outputs.base import NextHop
+if TYPE_CHECKING:  # the server's settings import this module: no msgpack needed until a next hop is built
+    from logwarden.integrations.outputs.base import NextHop
 
 SECRETS = ("forward_shared_key", "forward_password", "es_api_key", "es_password", "hec_token")
 
