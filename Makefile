@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NODE_DEPS := tests/node/node_modules/.package-lock.json
 
-.PHONY: venv system-deps node-deps test lint format serve protos check-protos bench clean
+.PHONY: venv system-deps node-deps test lint format serve protos check-protos client-dist bench clean
 
 venv: $(STAMP)
 
@@ -66,6 +66,11 @@ serve: $(STAMP)
 	@echo ""
 	$(VENV)/bin/logwarden serve --model $(MODEL) --host 127.0.0.1 --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
 		--label-db $(MODEL)/labels.sqlite
+
+# the client library alone (standard library only, Python >= 3.9): dist/logwarden_client-*.whl
+client-dist: $(STAMP)
+	rm -rf build/client-dist && mkdir -p build dist && cp -r integrations/client build/client-dist
+	$(PY) -m pip wheel --quiet --no-build-isolation --no-deps -w dist build/client-dist
 
 bench: $(STAMP)
 	$(PY) benchmarks/parsing.py
