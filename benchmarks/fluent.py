@@ -156,7 +156,7 @@ def run_phase(name, receiver_args, scorer_port, chunks, sink, loop, args, offere
     receiver = receiver_process(port, scorer_port, sink.port, *receiver_args).start()
     before = sink.entries
     try:
-        cpu0 = cpu_seconds(receiver.proc.pid)
+        cpu0, own0 = cpu_seconds(receiver.proc.pid), cpu_seconds()
         with RssSampler(receiver.proc.pid) as rss:
             started = time.perf_counter()
             if offered is None:
@@ -169,6 +169,7 @@ def run_phase(name, receiver_args, scorer_port, chunks, sink, loop, args, offere
                 ).result()
                 elapsed = time.perf_counter() - started
             cores = (cpu_seconds(receiver.proc.pid) - cpu0) / elapsed
+            loadgen = (cpu_seconds() - own0) / elapsed
     finally:
         receiver.terminate()
     records = sink.entries - before
@@ -178,6 +179,7 @@ def run_phase(name, receiver_args, scorer_port, chunks, sink, loop, args, offere
         "seconds": round(elapsed, 2),
         "records_per_s": round(records / elapsed),
         "receiver_cores": round(cores, 2),
+        "loadgen_cores": round(loadgen, 2),
         "rss_mb": round(rss.peak_kb / 1024, 1),
     }
     if latencies:
@@ -255,6 +257,7 @@ def main() -> int:
         "offered_records_per_s": args.offered if "latency" in results else 0,
         "rss_mb": max((r["rss_mb"] for r in results.values()), default=0.0),
         "receiver_cores": {k: r["receiver_cores"] for k, r in results.items()},
+        "loadgen_cores": {k: r["loadgen_cores"] for k, r in results.items()},
         "chunk_records": args.chunk_records,
         "workers": args.workers,
     }
