@@ -4,7 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv system-deps test lint format serve protos check-protos client-dist bench clean splunk-app \
+NODE_DEPS := tests/node/node_modules/.package-lock.json
+
+.PHONY: venv system-deps node-deps test lint format serve protos check-protos client-dist bench clean splunk-app \
 	appinspect-venv splunk-appinspect
 
 venv: $(STAMP)
@@ -19,7 +21,13 @@ $(STAMP): pyproject.toml requirements.lock
 system-deps:
 	@.ci/system-deps
 
-test: $(STAMP) system-deps splunk-appinspect
+# npm packages the tests use as real third-party peers (@fluent-org/logger: a Forward client and server)
+node-deps: $(NODE_DEPS)
+
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --silent
+
+test: $(STAMP) system-deps node-deps splunk-appinspect
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

@@ -143,6 +143,8 @@ class ScoredEvent:
                 model_version=self.model_version,
                 session_key=self.session_key,
                 expected=[e.template for e in self.expected],
+                reason_code=self.reason_code,
+                model=self.model,
             )
         elif self.status == INVALID:
             out.update(error=self.error, error_field=self.error_field)

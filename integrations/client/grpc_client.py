@@ -81,6 +81,10 @@ class _Base:
         self._options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # a restarted scorer is found again within seconds (gRPC's default reconnect backoff grows to 120 s,
+            # and every call meanwhile fails open: events unscored long after the scorer is back)
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ]
         if load_balancing:  # e.g. "round_robin" over every address of a dns:/// target
             self._options.append(("grpc.lb_policy_name", load_balancing))
