@@ -7,7 +7,6 @@ request in flight during a reload finishes on the version it started with; nothi
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from logwarden.core.artifact import store as artifact
 from logwarden.core.detect.detector import Detector
 from logwarden.core.errors import LogWardenError
 from logwarden.core.parsing.formats import LineFormat, get_format
+from logwarden.core.parsing.linear_regex import Regex
+from logwarden.core.parsing.sessions import key_pattern
 from logwarden.grpc_server import heap
 from logwarden.grpc_server.service.errors import FailedPrecondition, NotFound
 from logwarden.grpc_server.service.schema import ModelInfoOut
@@ -28,7 +29,7 @@ class ServedModel:
     detector: Detector
     fmt: LineFormat
     backend: str
-    key_pattern: re.Pattern[str] | None = None  # the session rule's regex, compiled once
+    key_pattern: Regex | None = None  # the session rule's regex, compiled once
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -40,7 +41,7 @@ def load_model(path: Path, version: str | None, backend: str, device: str) -> Se
     """Load and wrap a version (blocking: call it in a thread once the server runs)."""
     detector = Detector.load(path, version=version, backend=backend, device=device)
     rule = detector.rule
-    pattern = re.compile(rule.key_regex) if rule.kind == "key" else None
+    pattern = key_pattern(rule) if rule.kind == "key" else None
     return ServedModel(detector, get_format(detector.line_format), backend, pattern)
 
 
