@@ -188,14 +188,14 @@ class ScoringService:
             else:
                 scores = await self._submit(model, ordered, [[] for _ in ordered], [True] * len(ordered), deadline)
             for group, score in zip(ordered, scores, strict=True):
-                for i, content, key, verdict in zip(
-                    group.indices, group.contents, score.keys, score.verdict.events, strict=True
+                for i, key, template, verdict in zip(
+                    group.indices, score.keys, score.new_templates, score.verdict.events, strict=True
                 ):
                     if results[i] is not None:  # overlapping windows: an event's verdict is from its first window
                         continue
                     results[i] = out_i = _event_out(events[i].id, verdict, key, version, group, warnings[i])
-                    if key is None:  # a new template: show the line as the template it would be
-                        out_i.template = model.detector.new_template_text(content)
+                    if template is not None:  # a new template: show the line as the template it would be
+                        out_i.template = template
                 if mode == "sequence" or group.complete:
                     sessions.append(_session_out(group, score, model))
         out = ScoreOutput([r for r in results if r is not None], sessions, model.version)
