@@ -3,6 +3,10 @@
 Safe from many threads of one process; other processes (``logwarden labels export`` while the server
 runs) can read and write the same file, waiting up to ``timeout`` seconds for a writer. A new file
 is created readable by its owner only: labels hold analysts' names and comments.
+
+Writes are all or nothing: every row is built and checked (text that SQLite cannot store, such as a
+lone surrogate, is a ``LabelError`` naming the field) before the transaction starts, and a write that
+fails for any reason rolls back, so the connection is never left inside a transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from logwarden.core.errors import LogWardenError
-from logwarden.core.labels.label import Label, utc_timestamp
+from logwarden.core.labels.label import Label, LabelError, utc_timestamp
 from logwarden.core.labels.store import LabelStore, check_limit
 
 SCHEMA_VERSION = 1
@@ -90,9 +94,10 @@ class SqliteLabelStore(LabelStore):
                 ids = [int(db.execute(sql, row).lastrowid or 0) for row in rows]
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
                 raise LogWardenError(f"cannot write labels to {self.path}: {exc}") from exc
+            finally:
+                if db.in_transaction:  # anything failed before COMMIT: never leave the transaction open
+                    db.execute("ROLLBACK")
         return ids
 
     def query(
@@ -157,6 +162,13 @@ def _row(label: Label) -> tuple:
     data = label.to_dict()
     data["keys"] = None if label.keys is None else json.dumps(list(label.keys))
     data["created_at"] = label.created_at or utc_timestamp()
+    for column in COLUMNS:
+        value = data[column]
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise LabelError(column, f"not valid Unicode: a lone surrogate at character {exc.start}") from None
     return tuple(data[c] for c in COLUMNS)
 
 
