@@ -8,6 +8,7 @@ other on RE2 (``linear_regex``), so no line can make the search slow.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,9 @@ from logwarden.core.parsing.linear_regex import Regex, compile_regex
 from logwarden.core.records import LogRecord
 
 SessionKind = Literal["key", "field", "time", "count", "source"]
+# Time windows' timestamps lie between 0001-01-01 and 9999-12-31T23:59:59 UTC (far beyond, a float cannot
+# step through windows of seconds)
+MIN_EPOCH, MAX_EPOCH = -62135596800.0, 253402300799.0
 DEFAULT_KEY_REGEX = r"blk_-?\d+"
 _TRUSTED_KEY_REGEXES = {DEFAULT_KEY_REGEX} | {p.session_key_regex for p in PRESETS.values() if p.session_key_regex}
 
@@ -140,12 +144,19 @@ def _time_windows(source: str, items: list[Event], rule: SessionRule) -> list[Se
         )
     if not timed:
         return []
+    odd = next((e.record for e in timed if not in_time_range(e.record.timestamp)), None)
+    if odd is not None:
+        raise LogWardenError(
+            f"time windows need timestamps between the years 1 and 9999; {odd.source}:{odd.line_no} has "
+            f"{odd.timestamp!r}"
+        )
     timed.sort(key=lambda e: e.record.timestamp)  # type: ignore[arg-type, return-value]
     first, last = timed[0].record.timestamp, timed[-1].record.timestamp
     assert first is not None and last is not None
     out, lo, start = [], 0, first
+    window, step = rule.window_seconds, rule.step_seconds
     while start <= last:
-        end = start + rule.window_seconds
+        end = start + window
         while lo < len(timed) and timed[lo].record.timestamp < start:  # type: ignore[operator]
             lo += 1
         hi = lo
@@ -153,8 +164,18 @@ def _time_windows(source: str, items: list[Event], rule: SessionRule) -> list[Se
             hi += 1
         if hi > lo:
             out.append(Session(f"{source}@{int(start)}", source, timed[lo:hi]))
-        start += rule.step_seconds
+            start += step
+        else:  # an empty window: skip straight to the first window that holds the next event (a gap of
+            # years between two timestamps must not cost a loop turn per step)
+            upcoming = timed[lo].record.timestamp
+            skipped = max(1, math.floor((upcoming - end) / step) + 1)  # type: ignore[operator]
+            start += skipped * step
     return out
+
+
+def in_time_range(seconds: float | None) -> bool:
+    """True for epoch seconds that time windows can use (between the years 1 and 9999)."""
+    return seconds is not None and MIN_EPOCH <= seconds <= MAX_EPOCH
 
 
 def default_session_rule(fmt) -> SessionRule:

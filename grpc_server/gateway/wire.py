@@ -41,11 +41,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from logwarden.core.parsing.sessions import in_time_range
 from logwarden.grpc_server.service.errors import InvalidRequest
 from logwarden.grpc_server.service.schema import EventIn, LabelIn
 from logwarden.grpc_server.service.validation import Limits, check_batch
 
-MIN_EPOCH, MAX_EPOCH = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59 UTC
 MAX_PATH_CHARS = 200
 
 # -- value types ---------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def _time(value: Any) -> Any:
         raise ValueError(f"must be an RFC 3339 time or epoch seconds, not {kind(value)}")
     if not math.isfinite(seconds):
         raise ValueError("not a finite time")
-    if not MIN_EPOCH <= seconds <= MAX_EPOCH:
+    if not in_time_range(seconds):
         raise ValueError("out of range: not a time between the years 1 and 9999")
     return seconds
 

@@ -44,7 +44,7 @@ from typing import Protocol
 from logwarden.core.detect.detector import EventVerdict
 from logwarden.core.errors import LogWardenError
 from logwarden.core.parsing.sessions import Event as ParsedEvent
-from logwarden.core.parsing.sessions import build_sessions, session_key
+from logwarden.core.parsing.sessions import build_sessions, in_time_range, session_key
 from logwarden.core.records import LogRecord
 from logwarden.grpc_server.observability import ServerMetrics
 from logwarden.grpc_server.service.errors import DeadlineExceeded, InvalidRequest, ServiceError, Unimplemented
@@ -152,13 +152,13 @@ class ScoringService:
                 record.line_no = i  # where the window's events came from in the request
                 if record.timestamp is None:
                     record.timestamp = event.timestamp
-                if rule.kind == "time" and record.timestamp is None:
+                if rule.kind == "time" and not in_time_range(record.timestamp):
                     results[i] = EventOut(
                         id=event.id,
                         status=INVALID,
                         error_field=f"events[{i}].timestamp",
-                        error="this model's sessions are time windows: send a timestamp (or a "
-                        "line whose format carries one)",
+                        error="this model's sessions are time windows: send a timestamp (or a line whose "
+                        "format carries one) between the years 1 and 9999",
                         model_version=model.version,
                         source=event.source,
                     )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from logwarden.core.labels import LabelError
+from logwarden.core.parsing.sessions import in_time_range
 from logwarden.grpc_server.service.errors import InvalidRequest
 from logwarden.grpc_server.service.label_sink import to_label, wire_field
 from logwarden.grpc_server.service.schema import EventIn, LabelIn
@@ -58,6 +59,8 @@ def check_event(i: int, event: EventIn, limits: Limits) -> tuple[str, list[str]]
         _check_text(f"{where}.attributes[{key[:100]!r}]", value, limits.max_field_bytes)
     if event.timestamp is not None and not math.isfinite(event.timestamp):
         raise InvalidRequest(f"{where}.timestamp", "not a finite time")
+    if event.timestamp is not None and not in_time_range(event.timestamp):
+        raise InvalidRequest(f"{where}.timestamp", "out of range: not a time between the years 1 and 9999")
     if event.message is not None and event.raw is not None:
         raise InvalidRequest(f"{where}.message", "set message or raw, not both")
     warnings: list[str] = []
