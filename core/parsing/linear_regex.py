@@ -6,6 +6,8 @@ worse in the line's length: one 64 KiB line could hold the server for minutes. E
 configures and an attacker's line is matched against (extra masks, format strings, session key
 regexes) is compiled here with RE2 (``google-re2``), which never backtracks. A pattern RE2 cannot run
 (back-references, look-around, possessive quantifiers) is refused with a ``LogWardenError`` naming it.
+RE2's ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII-only (``\\pL``, ``\\p{Nd}`` name Unicode classes);
+everything else LogWarden's patterns use means the same as in Python.
 
 LogWarden's own regexes (the built-in masks, the presets' formats and session keys) stay on Python's
 ``re``, which is faster per call; they are written to be linear and ``tests/core/parsing/
@@ -51,7 +53,9 @@ class LinearMatch:
     def __init__(self, text: str, data: bytes, spans: list[tuple[int, int]], names: dict[int, str]) -> None:
         self._text, self._data, self._spans, self._names = text, data, spans, names
 
-    def group(self, index: int = 0) -> str | None:
+    def group(self, index: int | str = 0) -> str | None:
+        if isinstance(index, str):
+            index = next(i for i, name in self._names.items() if name == index)
         start, end = self._spans[index]
         if start < 0:
             return None

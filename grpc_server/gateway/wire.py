@@ -516,6 +516,8 @@ def describe(error: Any) -> str:
         return f"must be {_EXPECTED[kind_of]}, not {kind(error.get('input'))}"
     if kind_of == "value_error":
         return str(error["ctx"]["error"])
+    if kind_of == "string_unicode":  # a key (or text) with a lone surrogate, where pydantic cannot name it
+        return "not valid Unicode: a lone surrogate in a field name or text"
     if kind_of == "literal_error":
         return f"must be one of {error['ctx']['expected']}"
     return str(error.get("msg", kind_of))
