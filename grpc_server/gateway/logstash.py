@@ -15,7 +15,7 @@ Logstash's ``http`` filter (logstash-filter-http) — the contract this endpoint
   values. Events are scored in stream mode (the window of their (source, session) continues).
 * On a 2xx JSON response the filter parses the body and *sets* (does not deep-merge) it at
   ``target_body``. The body is ``{"logwarden": {status, score, verdict, anomalous, template, template_id,
-  new_template, rank, reason, expected, model_version, source, session_key, warnings}, "event":
+  new_template, rank, reason, reason_code, expected, model_version, source, session_key, warnings}, "event":
   {risk_score, risk_score_norm}}`` (ECS: both on a 0–100 scale). Put it under ``[@metadata][logwarden]``
   and copy the parts into place, which keeps the event's other ``event.*`` fields::
 
@@ -61,6 +61,7 @@ ANSWER_FIELDS = (
     "new_template",
     "rank",
     "reason",
+    "reason_code",
     "expected",
     "model_version",
     "source",

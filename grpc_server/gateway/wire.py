@@ -41,6 +41,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.parsing.sessions import in_time_range
 from logwarden.grpc_server.service.errors import InvalidRequest
 from logwarden.grpc_server.service.schema import EventIn, LabelIn
@@ -138,9 +139,12 @@ def _enum(prefix: str, words: list[str]) -> Any:
     return Annotated[Text, BeforeValidator(_label_word(prefix)), WithJsonSchema({"type": "string", "enum": words})]
 
 
+REASON_CODES = ["", *(code.value for code in ReasonCode)]
 Target = _enum("LABEL_TARGET_", ["event", "session"])
 Verdict = _enum("LABEL_VALUE_", ["anomaly", "normal"])
 Predicted = _enum("LABEL_VALUE_", ["anomaly", "normal", ""])
+Reason = _enum("REASON_CODE_", REASON_CODES)
+ReasonCodeText = Annotated[str, WithJsonSchema({"type": "string", "enum": REASON_CODES})]  # in answers
 
 
 class Request(BaseModel):
@@ -200,6 +204,12 @@ class ScoreRequest(Request):
     events: list[Event] = Field(description="the events, at most max_events_per_request")
     mode: Mode = Field("stream", description="stream (windows continue across calls) or sequence (whole sessions)")
     request_id: Text = Field("", description="echoed in the response")
+    idempotency_key: Text = Field("", description="a key for this exact request: a resend gets the stored answer")
+    model: Text = Field("", description="the model route to score with (empty: the routing rules, else the default)")
+    window_scope: Text = Field("", description="stream mode: the scope of the windows (own TTL and quota)")
+    partial_sessions: bool = Field(
+        False, description="sequence mode: sessions without an event marked session_end are open (not judged whole)"
+    )
 
 
 class Label(Request):
@@ -220,6 +230,7 @@ class Label(Request):
     keys: list[Text] = Field(default_factory=list, description="the session's log keys, in order")
     predicted: Predicted = Field("", description="the model's verdict at the time (empty: unknown)")
     reason: Text = Field("", description="the model's alert reason")
+    reason_code: Reason = Field("", description="its reason code (empty: unknown)")
 
     def to_service(self) -> LabelIn:
         return LabelIn(**{name: getattr(self, name) for name in type(self).model_fields})
@@ -273,6 +284,8 @@ class EventResult(Response):
     source: str
     session_key: str
     warnings: list[str]
+    reason_code: ReasonCodeText
+    model: str
 
 
 class SessionResult(Response):
@@ -288,6 +301,10 @@ class SessionResult(Response):
     anomalous_events: int
     end: EventResult | None
     model_version: str
+    reason_code: ReasonCodeText
+    event_ids: list[str] = Field(description="the ids of the request's events in the session")
+    open: bool = Field(description="partial sessions: no event ended it, so its end was not judged")
+    model: str
 
 
 class ScoreResponse(Response):
@@ -295,6 +312,8 @@ class ScoreResponse(Response):
     sessions: list[SessionResult]
     model_version: str
     request_id: str
+    replayed: bool = Field(description="the stored answer of an earlier request with the same idempotency key")
+    model: str
 
 
 class LabelResult(Response):
@@ -338,6 +357,7 @@ class LogstashFields(Response):
     new_template: bool
     rank: int
     reason: str
+    reason_code: ReasonCodeText
     expected: list[ExpectedTemplate]
     model_version: str
     source: str

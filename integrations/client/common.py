@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ class ScoredEvent:
     error: str = ""
     error_field: str = ""
     warnings: list[str] = field(default_factory=list)
+    reason_code: str = ""  # machine-readable reason ("new_template", "unexpected_template", ...); "" when normal
+    model: str = ""  # the model route that scored the event
 
     @property
     def scored(self) -> bool:
@@ -169,6 +172,15 @@ class ScoredEvent:
             out.update(error=self.error, error_field=self.error_field)
         return out
 
+    def document(self) -> dict[str, Any]:
+        """What an integration adds to the host's record: ``{"logwarden": fields(), "event": {...}}`` with
+        ECS ``event.risk_score`` (0-100) and ``event.risk_score_norm`` (0-100) when scored."""
+        out: dict[str, Any] = {"logwarden": self.fields()}
+        if self.scored and self.score is not None:
+            risk = round(self.score * 100, 3)
+            out["event"] = {"risk_score": risk, "risk_score_norm": risk}
+        return out
+
 
 @dataclass
 class SessionVerdict:
@@ -183,6 +195,34 @@ class SessionVerdict:
     events: int
     anomalous_events: int
     model_version: str
+    event_ids: list[str] = field(default_factory=list)  # the caller's ids of this request's events in the session
+    reason_code: str = ""
+    open: bool = False  # partial_sessions: the session may go on; its end and template set were not judged
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Per-call options of ``score`` / ``score_sessions`` (see the contract in protos/logwarden/v1/scoring.proto).
+
+    ``idempotency_key``: a key for this exact call (e.g. a Forward chunk id); a replay with the same key is
+    answered from the server's memory and does not advance stream windows twice. Without one the client makes
+    a random key per request, so its own retries are never scored twice. A call split into several requests
+    sends ``<key>/<n>`` for its n-th request. ``model``: a model route; ``window_scope``: stream windows of
+    an ad-hoc scope (e.g. a search id); ``partial_sessions``: sequence mode, sessions may be cut (only those
+    with a ``session_end`` event have their end and template set judged).
+    """
+
+    idempotency_key: str | None = None
+    model: str = ""
+    window_scope: str = ""
+    partial_sessions: bool = False
+
+    def request_key(self, batch: int | str, batches: int) -> str:
+        """The key of request ``batch`` (its number; ``3.0``, ``3.1`` for the halves of a split one)."""
+        if self.idempotency_key is None:
+            return uuid.uuid4().hex
+        return self.idempotency_key if batches == 1 and str(batch) == "0" else f"{self.idempotency_key}/{batch}"
 
 
 def unscored(event: Event, reason: str) -> ScoredEvent:
@@ -354,10 +394,12 @@ def call_with_retries(
 
 
 class Batch:
-    """One request's events: their input positions, in units that are never split (see ``plan_units``)."""
+    """One request's events: their input positions, in units that are never split (see ``plan_units``);
+    ``label`` numbers it (``3``; the halves of a batch split because it was too large: ``3.0``, ``3.1``)."""
 
-    def __init__(self, units: list[list[int]]) -> None:
+    def __init__(self, units: list[list[int]], label: str) -> None:
         self.units = units
+        self.label = label
         self.indices = [i for unit in units for i in unit]
 
     def __len__(self) -> int:
@@ -395,7 +437,9 @@ class Plan:
         for i in sendable:
             self.payloads[i], sizes[i] = encode(events[i])
         units = plan_units(events, mode, sendable)
-        self._queue = deque(Batch(b) for b in pack(units, sizes, max_events, max_bytes))
+        batches = pack(units, sizes, max_events, max_bytes)
+        self.planned = len(batches)  # before any split
+        self._queue = deque(Batch(b, str(n)) for n, b in enumerate(batches))
         self.sessions: list[SessionVerdict] = []
 
     def next(self) -> Batch | None:
@@ -419,7 +463,8 @@ class Plan:
             self.fail(batch, exc.reason)
         elif len(batch.units) > 1:
             half = len(batch.units) // 2
-            self._queue.extendleft([Batch(batch.units[half:]), Batch(batch.units[:half])])
+            halves = [Batch(batch.units[:half], f"{batch.label}.0"), Batch(batch.units[half:], f"{batch.label}.1")]
+            self._queue.extendleft(reversed(halves))
         else:
             what = "this event" if len(batch) == 1 else f"this session's {len(batch)} events"
             error = f"{exc.reason} (a request of only {what} is larger than the server accepts: never scorable)"

@@ -14,7 +14,11 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from logwarden.integrations.client.common import (
+from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc, reasons_pb2
+from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
+from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
+
+from .common import (
     INVALID,
     SCORED,
     UNSCORED,
@@ -27,15 +31,13 @@ from logwarden.integrations.client.common import (
     Plan,
     RetryPolicy,
     ScoredEvent,
+    ScoreOptions,
     ScorerUnavailable,
     SessionVerdict,
     as_event,
     call_with_retries,
     check_mode,
 )
-from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
-from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
-from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
 log = logging.getLogger("logwarden.client")
 
@@ -43,7 +45,12 @@ MODES = {"stream": pb.SCORING_MODE_STREAM, "sequence": pb.SCORING_MODE_SEQUENCE}
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE: "scorer unavailable", grpc.StatusCode.RESOURCE_EXHAUSTED: "scorer overloaded"}
 OVERLOADED_KEY = "logwarden-overloaded"  # the server's mark on a RESOURCE_EXHAUSTED that means overload
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-LABEL_ENUMS = {"target": "LABEL_TARGET_", "value": "LABEL_VALUE_", "predicted": "LABEL_VALUE_"}
+LABEL_ENUMS = {
+    "target": "LABEL_TARGET_",
+    "value": "LABEL_VALUE_",
+    "predicted": "LABEL_VALUE_",
+    "reason_code": "REASON_CODE_",
+}
 
 
 class _Base:
@@ -99,9 +106,16 @@ class _Base:
         return Plan([as_event(e) for e in events], mode, _encode, self.max_batch_events, self.max_batch_bytes)
 
     @staticmethod
-    def _request(plan: Plan, batch: Batch, mode: str) -> pb.ScoreRequest:
-        events = [plan.payloads[i] for i in batch.indices]
-        return pb.ScoreRequest(events=events, mode=MODES[mode], request_id=uuid.uuid4().hex)
+    def _request(plan: Plan, batch: Batch, mode: str, options: ScoreOptions) -> pb.ScoreRequest:
+        return pb.ScoreRequest(
+            events=[plan.payloads[i] for i in batch.indices],
+            mode=MODES[mode],
+            request_id=uuid.uuid4().hex,
+            idempotency_key=options.request_key(batch.label, plan.planned),
+            model=options.model,
+            window_scope=options.window_scope,
+            partial_sessions=options.partial_sessions,
+        )
 
     @staticmethod
     def _results(response: pb.ScoreResponse) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
@@ -122,23 +136,24 @@ class LogWardenClient(_Base):
         self._model = model_pb2_grpc.ModelServiceStub(self.channel)
 
     def score(
-        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None, **options: Any
     ) -> list[ScoredEvent]:
-        """One result per event, in input order, with the caller's ids; unscored ones say why."""
-        return self._score(events, mode, budget_s)[0]
+        """One result per event, in input order, with the caller's ids; unscored ones say why.
+        ``options``: ``ScoreOptions`` fields (idempotency_key, model, window_scope, partial_sessions)."""
+        return self._score(events, mode, budget_s, ScoreOptions(**options))[0]
 
     def score_sessions(
-        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None, **options: Any
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         """The events' results and the session verdicts: one per session in sequence mode; in stream
         mode one per session an event ended (``session_end``)."""
-        return self._score(events, mode, budget_s)
+        return self._score(events, mode, budget_s, ScoreOptions(**options))
 
-    def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    def _score(self, events, mode, budget_s, options: ScoreOptions) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         plan = self._plan(events, mode)
         deadline = time.monotonic() + (budget_s or self.budget_s)
         while (batch := plan.next()) is not None:
-            request = self._request(plan, batch, mode)
+            request = self._request(plan, batch, mode, options)
             try:
                 plan.fill(
                     batch,
@@ -204,20 +219,22 @@ class AsyncLogWardenClient(_Base):
         self._scoring = pbg.ScoringServiceStub(self.channel)
 
     async def score(
-        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None, **options: Any
     ) -> list[ScoredEvent]:
-        return (await self._score(events, mode, budget_s))[0]
+        return (await self._score(events, mode, budget_s, ScoreOptions(**options)))[0]
 
     async def score_sessions(
-        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None, **options: Any
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        return await self._score(events, mode, budget_s)
+        return await self._score(events, mode, budget_s, ScoreOptions(**options))
 
-    async def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    async def _score(
+        self, events, mode, budget_s, options: ScoreOptions
+    ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         plan = self._plan(events, mode)
         deadline = time.monotonic() + (budget_s or self.budget_s)
         while (batch := plan.next()) is not None:
-            request = self._request(plan, batch, mode)
+            request = self._request(plan, batch, mode, options)
             attempts = Attempts(self.retry, deadline, self.timeout_s)
             last = CallFailed("")
             while (timeout := attempts.next_timeout()) is not None:
@@ -323,6 +340,8 @@ def _result(r: pb.EventResult) -> ScoredEvent:
         error_field=r.error_field,
         warnings=list(r.warnings),
         expected=[Expected(e.template_id, e.template, e.probability) for e in r.expected],
+        reason_code=_reason_code(r.reason_code),
+        model=r.model,
     )
     if status == SCORED:
         out.score, out.anomalous = r.score, r.verdict == pb.VERDICT_ANOMALOUS
@@ -341,7 +360,18 @@ def _session(s: pb.SessionResult) -> SessionVerdict:
         s.events,
         s.anomalous_events,
         s.model_version,
+        event_ids=list(s.event_ids),
+        reason_code=_reason_code(s.reason_code),
+        open=s.open,
+        model=s.model,
     )
+
+
+def _reason_code(value: int) -> str:
+    """The JSON spelling of a ReasonCode: its lower-case name without the prefix ("" when unspecified)."""
+    if not value:
+        return ""
+    return reasons_pb2.ReasonCode.Name(value).removeprefix("REASON_CODE_").lower()
 
 
 def _label_pb(label: Mapping[str, Any]) -> labels_pb2.Label:

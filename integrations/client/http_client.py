@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from logwarden.integrations.client.common import (
+from .common import (
     INVALID,
     SCORED,
     UNSCORED,
@@ -28,6 +28,7 @@ from logwarden.integrations.client.common import (
     Plan,
     RetryPolicy,
     ScoredEvent,
+    ScoreOptions,
     ScorerUnavailable,
     SessionVerdict,
     as_event,
@@ -93,19 +94,20 @@ class HttpClient:
         return f"HttpClient({self.base_url!r})"
 
     def score(
-        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None
+        self, events: Iterable[EventLike], mode: str = "stream", *, budget_s: float | None = None, **options: Any
     ) -> list[ScoredEvent]:
-        """One result per event, in input order, with the caller's ids; unscored ones say why."""
-        return self._score(events, mode, budget_s)[0]
+        """One result per event, in input order, with the caller's ids; unscored ones say why.
+        ``options``: ``ScoreOptions`` fields (idempotency_key, model, window_scope, partial_sessions)."""
+        return self._score(events, mode, budget_s, ScoreOptions(**options))[0]
 
     def score_sessions(
-        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None
+        self, events: Iterable[EventLike], *, mode: str = "sequence", budget_s: float | None = None, **options: Any
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         """The events' results and the session verdicts: one per session in sequence mode; in stream
         mode one per session an event ended (``session_end``)."""
-        return self._score(events, mode, budget_s)
+        return self._score(events, mode, budget_s, ScoreOptions(**options))
 
-    def _score(self, events, mode, budget_s) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+    def _score(self, events, mode, budget_s, options: ScoreOptions) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         check_mode(mode)
         plan = Plan([as_event(e) for e in events], mode, _encode, self.max_batch_events, self.max_batch_bytes)
         deadline = time.monotonic() + (budget_s or self.budget_s)
@@ -113,7 +115,9 @@ class HttpClient:
             batch = plan.next()
             if batch is None:
                 break
-            body = b'{"mode":"%s","events":[%s]}' % (mode.encode(), b",".join(plan.payloads[i] for i in batch.indices))
+            head = _request_head(mode, options, options.request_key(batch.label, plan.planned)).encode()
+            events = b",".join(plan.payloads[i] for i in batch.indices)
+            body = b'{%s,"events":[%s]}' % (head, events)
             try:
                 response = call_with_retries(
                     lambda t, b=body: self._call("POST", "/v1/score", b, t), self.retry, deadline, self.timeout_s
@@ -214,6 +218,18 @@ def _encode(e: Event) -> tuple[bytes, int]:
     return body, len(body) + 1
 
 
+def _request_head(mode: str, options: ScoreOptions, key: str) -> str:
+    """The request's fields other than the events, as JSON object members."""
+    head: dict[str, Any] = {"mode": mode, "idempotency_key": key}
+    if options.model:
+        head["model"] = options.model
+    if options.window_scope:
+        head["window_scope"] = options.window_scope
+    if options.partial_sessions:
+        head["partial_sessions"] = True
+    return json.dumps(head, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+
 def _event_json(e: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"id": e.id}
     if e.raw is not None:
@@ -245,6 +261,8 @@ def _result(r: Mapping[str, Any]) -> ScoredEvent:
         error_field=r.get("error_field", ""),
         warnings=list(r.get("warnings") or []),
         expected=[Expected(e["template_id"], e["template"], e["probability"]) for e in r.get("expected") or []],
+        reason_code=r.get("reason_code") or "",
+        model=r.get("model") or "",
     )
     if status == SCORED:
         out.score, out.anomalous = float(r["score"]), bool(r["anomalous"])
@@ -263,4 +281,8 @@ def _session(s: Mapping[str, Any]) -> SessionVerdict:
         int(s["events"]),
         int(s["anomalous_events"]),
         s.get("model_version", ""),
+        event_ids=list(s.get("event_ids") or []),
+        reason_code=s.get("reason_code") or "",
+        open=bool(s.get("open")),
+        model=s.get("model") or "",
     )
