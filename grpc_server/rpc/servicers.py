@@ -3,7 +3,8 @@
 Requests are registered with a decoder that never raises: a message that is not valid protobuf (or
 has a string field that is not UTF-8) reaches the servicer as ``BadMessage`` and is answered with
 INVALID_ARGUMENT instead of grpc's generic INTERNAL/UNKNOWN. Overload answers (RESOURCE_EXHAUSTED)
-carry the ``logwarden-overloaded`` mark (``limits.OVERLOADED``).
+carry the ``logwarden-overloaded`` mark (``limits.OVERLOADED``). A fault of the server's own is INTERNAL
+"internal error" (logged), never UNKNOWN with the exception's text (which may hold server paths).
 
 Streams and shutdown: a ``ScoreStream`` answers every message it reads, in order. When the server starts
 draining, the stream ends with UNAVAILABLE as soon as it is between messages (after the answer in
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +25,7 @@ import structlog
 from google.protobuf.message import DecodeError
 
 from logwarden.grpc_server.rpc import convert
+from logwarden.grpc_server.rpc.handlers import wrapped
 from logwarden.grpc_server.rpc.limits import OVERLOADED
 from logwarden.grpc_server.service.errors import ServiceError
 from logwarden.grpc_server.service.scoring import ScoringService
@@ -178,6 +181,17 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         return model_pb2.ReloadModelResponse(previous_version=previous, model=convert.model_info(info), changed=changed)
 
 
+@asynccontextmanager
+async def _internal_errors(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    try:
+        yield
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception as exc:  # the server's own fault: answered INTERNAL, the details only in the log
+        log.error("call failed", error=f"{type(exc).__name__}: {exc}")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
 _HANDLERS = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
@@ -194,11 +208,12 @@ def add_servicer(server: grpc.aio.Server, servicer, module, service_name: str) -
         request_cls = getattr(module, method.input_type.name)
         response_cls = getattr(module, method.output_type.name)
         factory = _HANDLERS[(method.client_streaming, method.server_streaming)]
-        handlers[method.name] = factory(
+        handler = factory(
             getattr(servicer, method.name),
             request_deserializer=_safe_decoder(request_cls),
             response_serializer=response_cls.SerializeToString,
         )
+        handlers[method.name] = wrapped(handler, _internal_errors)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)
     return service.full_name

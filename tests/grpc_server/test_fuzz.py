@@ -195,6 +195,7 @@ def test_fuzzed_http_bodies_are_never_answered_5xx(server):
             error = json.loads(data)["error"]
             assert error["message"] and error["code"], (SEED, n, data[:300])
     assert _known_http(client) == before  # the server answers a known request exactly as before
+    client.conn.close()
     assert statuses.get(200, 0) > 0 and statuses.get(400, 0) > 0, statuses
 
 

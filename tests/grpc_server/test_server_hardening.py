@@ -155,6 +155,23 @@ def test_permanent_input_errors_name_the_field_and_never_500(server, model_root)
             assert info.value.code() == grpc.StatusCode.NOT_FOUND and str(model_root) not in info.value.details()
 
 
+def test_the_servers_own_faults_are_internal_and_hold_no_details(server):
+    service = server.server.service
+
+    def broken():
+        raise RuntimeError("cannot read /srv/logwarden/secret/config")
+
+    original, service.model_info = service.model_info, broken
+    try:
+        with grpc.insecure_channel(server.target) as ch, pytest.raises(grpc.RpcError) as info:
+            model_pb2_grpc.ModelServiceStub(ch).GetModelInfo(model_pb2.GetModelInfoRequest())
+        assert info.value.code() == grpc.StatusCode.INTERNAL and info.value.details() == "internal error"
+        status, answer = _call(server.http, "GET", "/v1/model")
+        assert status == 500 and answer["error"] == {"message": "internal error", "field": "", "code": "INTERNAL"}
+    finally:
+        service.model_info = original
+
+
 # -- 3: a bad label does not block the next client -------------------------------------------------
 
 

@@ -202,7 +202,7 @@ def _state() -> dict:
         (lambda s: s["config"].update(depth="4"), "config.depth has the wrong type"),
         (lambda s: s["config"].update(depth=2), "depth must be at least 3"),
         (lambda s: s["config"].update(colour=1), "unknown config key"),
-        (lambda s: s.update(mask_fingerprint="0"), "different masks"),
+        (lambda s: s.update(mask_fingerprint="0"), "different masks.*retrain"),
     ],
 )
 def test_malformed_state_is_a_clear_error(mutate, message: str) -> None:
