@@ -140,6 +140,8 @@ class ScoredEvent:
                 template_id=self.template_id,
                 new_template=self.new_template,
                 rank=self.rank,
+                reason_code=self.reason_code,
+                model=self.model,
                 model_version=self.model_version,
                 session_key=self.session_key,
                 expected=[e.template for e in self.expected],
