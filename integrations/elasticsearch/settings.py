@@ -199,7 +199,8 @@ class WorkerSettings(ScorerSettings, EsConnectionSettings):
         "without it get the key the model's rule finds in the line",
     )
     model: str = Field("", description="model route (empty: the server routes by the 'index' attribute)")
-    lag_s: float = Field(60.0, ge=0, description="window mode: documents younger than this are left for later")
+    lag_s: float = Field(60.0, ge=0, description="documents younger than this are left for later (ingest delay)")
+    lookback_s: float = Field(3600.0, ge=0, description="window mode, first start: how far back to begin")
     idle_gap_s: float = Field(300.0, gt=0, description="a session with no event for this long is complete")
     poll_s: float = Field(10.0, gt=0, description="seconds between passes when caught up")
     page_size: int = Field(1000, ge=1, le=10000, description="documents per search page")
