@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from logwarden.core.detect.calibration import choose_k
-from logwarden.core.model.gpt2 import ModelConfig
-from logwarden.core.model.training import TrainConfig
+from logwarden.core.model.config import ModelConfig, TrainConfig
 from logwarden.core.pipeline.evaluate import compute_metrics, format_metrics_table, hindsight_f1, template_breakdown
 from logwarden.core.pipeline.fit import FitSettings, fit_sequences
 from logwarden.core.pipeline.report import write_report
@@ -145,7 +144,9 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
     scores = np.array([v.score for v in verdicts])
     metrics = compute_metrics(y, pred, scores, w)
     fps = [
-        (v.reason.split(":")[0], float(wi)) for v, yi, wi in zip(verdicts, y, w, strict=True) if v.anomalous and not yi
+        (v.reason_code or "unknown", float(wi))
+        for v, yi, wi in zip(verdicts, y, w, strict=True)
+        if v.anomalous and not yi
     ]
     fns = [
         (" ".join(s[:12]), float(wi))
@@ -185,7 +186,7 @@ def evaluate(name: str, fit, test: list[list[str]], y: np.ndarray, w: np.ndarray
         "validation_fpr": detector.calibration.validation_fpr,
         "target_fpr": detector.calibration.target_fpr,
         "train_seconds": round(seconds, 1),
-        "best_epoch": detector.config["metrics"]["best_epoch"],
+        "best_epoch": detector.config.metrics["best_epoch"],
         **extra,
         "sweep": sweep,
         "hindsight_ceiling": ceiling,

@@ -16,13 +16,13 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logwarden.core.artifact.config import ArtifactConfig, parse_config
 from logwarden.core.errors import LogWardenError
 
-ARTIFACT_FORMAT = 1
 CONFIG, WEIGHTS, PARSER, ONNX = "config.json", "model.safetensors", "parser.json", "model.onnx"
 REQUIRED = (CONFIG, WEIGHTS, PARSER)
 
@@ -32,11 +32,11 @@ class ArtifactFiles:
     """Where a loaded version lives and what its config says."""
 
     path: Path
-    config: dict[str, Any] = field(default_factory=dict)
+    config: ArtifactConfig
 
     @property
     def version(self) -> str:
-        return str(self.config["version"])
+        return self.config.version
 
 
 def new_version(fingerprint: str) -> str:
@@ -85,22 +85,15 @@ def list_versions(root: Path) -> list[str]:
 
 
 def read_config(version_dir: Path) -> ArtifactFiles:
-    """Check the files are there and the config parses; errors name the file and the problem."""
+    """Check the files are there and the config parses (older formats upgraded); errors name the file."""
     for name in REQUIRED:
         if not (version_dir / name).is_file():
             raise LogWardenError(f"corrupt model {version_dir}: {name} is missing")
     try:
-        config = json.loads((version_dir / CONFIG).read_text("utf-8"))
+        data = json.loads((version_dir / CONFIG).read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LogWardenError(f"corrupt model {version_dir}: {CONFIG} is not valid JSON ({exc})") from exc
-    if not isinstance(config, dict) or config.get("artifact_format") != ARTIFACT_FORMAT:
-        raise LogWardenError(
-            f"corrupt model {version_dir}: {CONFIG} is not a LogWarden artifact (format {ARTIFACT_FORMAT})"
-        )
-    for key in ("version", "model", "vocab", "calibration", "sessions", "line_format", "parser"):
-        if key not in config:
-            raise LogWardenError(f"corrupt model {version_dir}: {CONFIG} lacks {key!r}")
-    return ArtifactFiles(version_dir, config)
+    return ArtifactFiles(version_dir, parse_config(data, str(version_dir)))
 
 
 def read_json(path: Path) -> Any:

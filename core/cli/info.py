@@ -28,7 +28,7 @@ def run(s: InfoSettings, args) -> int:
     from logwarden.core.artifact import store as artifact
 
     files = artifact.read_config(artifact.resolve(s.model, s.model_version))
-    cfg = dict(files.config)
+    cfg = files.config.model_dump(mode="json")
     cfg.pop("vocab", None)
     cfg.get("metrics", {}).pop("history", None)
     if cfg.get("combinations"):  # the list itself is long; its size says enough here

@@ -66,7 +66,7 @@ def run(s: RetrainSettings, args) -> int:
     from logwarden.core.parsing.reader import ReadStats
 
     base = artifact.resolve(s.model, s.model_version)
-    spec = artifact.read_config(base).config["line_format"]
+    spec = artifact.read_config(base).config.line_format
     fmt = line_format(spec, s)
     if s.format and line_format(s.format, s).spec != fmt.spec:
         raise LogWardenError(f"model {base.name} was trained on format {spec!r}, not {s.format!r}")

@@ -104,8 +104,7 @@ def session_rule(s: TrainSettings, fmt):
 
 
 def run(s: TrainSettings, args) -> int:
-    from logwarden.core.model.gpt2 import ModelConfig
-    from logwarden.core.model.training import TrainConfig
+    from logwarden.core.model.config import ModelConfig, TrainConfig
     from logwarden.core.parsing.reader import ReadStats
     from logwarden.core.parsing.templates import ParserConfig, TemplateParser
     from logwarden.core.pipeline.fit import FitSettings, save_detector, train_from_logs

@@ -32,20 +32,15 @@ class Calibration:
     temperature: float  # margin scale of the [0, 1] score: score = sigmoid(margin / temperature)
     n_sessions: int
     n_events: int
-    # A session's end is anomalous when its surprisal exceeds this; None (models saved before end
-    # thresholds existed): the end is judged like any event, by top-K.
+    # A session's end is anomalous when its surprisal exceeds this; None (no end threshold: ends not
+    # scored, or a format-1 model, see core.artifact.config): the end is judged like any event, by top-K.
     end_surprisal: float | None = None
     # Share of normal validation sessions whose template combination was rare (see combinations);
-    # None: the combination check was not run (models saved before it, or switched off).
+    # None: the combination check was not run (switched off, or not affordable).
     combination_fpr: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Calibration:
-        optional = {"end_surprisal", "combination_fpr"}
-        return cls(**{f: data[f] for f in cls.__dataclass_fields__ if f in data or f not in optional})
 
 
 # Never call an end early that the model gives at least 1% probability, however confidently the

@@ -19,14 +19,16 @@ from safetensors.torch import load_file
 from transformers import GPT2LMHeadModel
 
 from logwarden.core.artifact import store as artifact
-from logwarden.core.detect.calibration import Calibration, scores_from_margins
+from logwarden.core.artifact.config import ArtifactConfig
+from logwarden.core.detect.calibration import scores_from_margins
 from logwarden.core.detect.combinations import RARE_COMBINATION, Combinations
 from logwarden.core.detect.next_key import score_sequences
+from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.errors import LogWardenError
 from logwarden.core.model.backends import Backend, OnnxBackend, TorchBackend
-from logwarden.core.model.gpt2 import ModelConfig, build_model
-from logwarden.core.model.vocab import BOS, EOS, UNK, Vocab
-from logwarden.core.parsing.sessions import Event, SessionRule
+from logwarden.core.model.gpt2 import build_model
+from logwarden.core.model.vocab import BOS, EOS, SPECIAL_TOKENS, UNK, Vocab
+from logwarden.core.parsing.sessions import Event
 from logwarden.core.parsing.templates import TemplateParser
 from logwarden.core.records import LogRecord
 
@@ -55,6 +57,7 @@ class EventVerdict:
     anomalous: bool
     reason: str = ""
     expected: list[Expected] = field(default_factory=list)
+    reason_code: ReasonCode | None = None  # set when anomalous
 
     def to_dict(self) -> dict:
         out = {
@@ -67,6 +70,7 @@ class EventVerdict:
         }
         if self.anomalous:
             out["reason"] = self.reason
+            out["reason_code"] = self.reason_code.value if self.reason_code else None
             out["expected"] = [e.to_dict() for e in self.expected]
         return out
 
@@ -79,6 +83,7 @@ class SessionVerdict:
     anomalous: bool
     reason: str
     combination: str = ""  # why the session's set of templates is anomalous ("" when it is not, or unjudged)
+    reason_code: ReasonCode | None = None  # the first anomalous event's (or end's), else RARE_COMBINATION
 
     @property
     def n_anomalous(self) -> int:
@@ -86,32 +91,28 @@ class SessionVerdict:
 
 
 class Detector:
-    """Everything needed to score: parser, vocabulary, network backend, calibration, session rule."""
+    """Everything needed to score: the network and its backend, the typed artifact config (vocabulary,
+    calibration, session rule, combinations), and the template parser."""
 
     def __init__(
         self,
         *,
         model: GPT2LMHeadModel,
-        model_config: ModelConfig,
-        vocab: Vocab,
-        calibration: Calibration,
+        config: ArtifactConfig,
         parser: TemplateParser | None = None,
-        rule: SessionRule | None = None,
-        config: dict | None = None,
         backend: Backend | None = None,
         path: Path | None = None,
-        combinations: Combinations | None = None,
     ) -> None:
         self.model = model
-        self.model_config = model_config
-        self.vocab = vocab
-        self.calibration = calibration
+        self.config = config
+        self.model_config = config.model
+        self.vocab = Vocab(config.vocab)
+        self.calibration = config.calibration
+        self.rule = config.sessions
+        self.combinations = Combinations.from_dict(config.combinations) if config.combinations else None
         self.parser = parser
-        self.rule = rule or SessionRule()
-        self.config = config or {}
         self.backend = backend or TorchBackend(model)
         self.path = path
-        self.combinations = combinations  # None: the whole-session combination check is off
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -119,49 +120,24 @@ class Detector:
         """Load a model version (the newest under ``path`` unless ``version`` is given)."""
         files = artifact.read_config(artifact.resolve(Path(path), version))
         cfg = files.config
-        try:
-            model_config = ModelConfig(**cfg["model"])
-            vocab = Vocab(cfg["vocab"])
-            calibration = Calibration.from_dict(cfg["calibration"])
-            rule = SessionRule.from_dict(cfg["sessions"])
-            combinations = Combinations.from_dict(cfg["combinations"]) if cfg.get("combinations") else None
-        except (TypeError, KeyError, ValueError) as exc:
-            raise LogWardenError(f"corrupt model {files.path}: config.json has bad settings ({exc})") from exc
         parser = TemplateParser.from_state(artifact.read_json(files.path / artifact.PARSER))
-        model = build_model(model_config, len(vocab))
-        try:
-            state = load_file(str(files.path / artifact.WEIGHTS))
-            model.load_state_dict(state, strict=False)
-        except Exception as exc:  # safetensors and torch raise several types for damaged files
-            raise LogWardenError(f"corrupt model {files.path}: cannot read {artifact.WEIGHTS} ({exc})") from exc
-        model.tie_weights()
-        model.eval()
+        model = build_model(cfg.model, len(cfg.vocab) + len(SPECIAL_TOKENS))
+        load_weights(model, files.path / artifact.WEIGHTS)
         if backend == "onnx":
             engine: Backend = OnnxBackend(files.path / artifact.ONNX)
         elif backend == "torch":
             engine = TorchBackend(model, device=device)
         else:
             raise LogWardenError(f"unknown backend {backend!r}: use onnx or torch")
-        return cls(
-            model=model,
-            model_config=model_config,
-            vocab=vocab,
-            calibration=calibration,
-            parser=parser,
-            rule=rule,
-            config=cfg,
-            backend=engine,
-            path=files.path,
-            combinations=combinations,
-        )
+        return cls(model=model, config=cfg, parser=parser, backend=engine, path=files.path)
 
     @property
     def version(self) -> str:
-        return str(self.config.get("version", "unsaved"))
+        return self.config.version
 
     @property
     def line_format(self) -> str:
-        return str(self.config.get("line_format", ""))
+        return self.config.line_format
 
     # -- parsing ---------------------------------------------------------------------------------
     def parse(self, record: LogRecord) -> Event:
@@ -220,7 +196,7 @@ class Detector:
         cal = self.calibration
         ks = [cal.k] * len(sessions) if k is None else ([k] * len(sessions) if isinstance(k, int) else list(k))
         ends = [complete] * len(sessions) if isinstance(complete, bool) else list(complete)
-        score_end = bool(self.config.get("score_end", True))
+        score_end = self.config.score_end
         tokens = [
             [BOS, *self.vocab.encode(keys), *([EOS] if score_end and end else [])]
             for keys, end in zip(sessions, ends, strict=True)
@@ -258,7 +234,7 @@ class Detector:
                 anomalous=anomalous,
             )
             if anomalous:
-                verdict.reason = self._reason(keys, pos, token, verdict, k)
+                verdict.reason_code, verdict.reason = self._reason(keys, pos, token, verdict, k)
                 verdict.expected = [
                     Expected(self.vocab.key(int(t)) or "<end>", self._token_template(int(t)), float(math.exp(lp)))
                     for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
@@ -276,6 +252,7 @@ class Detector:
             anomalous=first is not None or bool(combination),
             reason=first.reason if first else combination,
             combination=combination,
+            reason_code=first.reason_code if first else (ReasonCode.RARE_COMBINATION if combination else None),
         )
 
     def _combination_reason(self, keys) -> str:
@@ -302,14 +279,47 @@ class Detector:
     def _token_template(self, token: int) -> str:
         return "<end of session>" if token == EOS else self.template(self.vocab.key(token))
 
-    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> str:
+    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> tuple[ReasonCode, str]:
         if token == UNK:
-            return NEW_TEMPLATE if verdict.key is None else RARE_TEMPLATE
+            if verdict.key is None:
+                return ReasonCode.NEW_TEMPLATE, NEW_TEMPLATE
+            return ReasonCode.RARE_TEMPLATE, RARE_TEMPLATE
         previous = self.template(keys[pos - 2]) if pos >= 2 else "<start of session>"
         if token == EOS and self.calibration.end_surprisal is not None:
-            return (
+            return ReasonCode.ENDED_EARLY, (
                 f"{ENDED_EARLY} after '{previous}': p(end) {math.exp(-verdict.surprisal):.2g}, below that of every "
                 f"normal session's end in calibration (>= {math.exp(-self.calibration.end_surprisal):.2g})"
             )
-        what = "session ended" if token == EOS else "unexpected template"
-        return f"{what} after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+        if token == EOS:
+            return ReasonCode.UNEXPECTED_END, (
+                f"session ended after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+            )
+        return ReasonCode.UNEXPECTED_TEMPLATE, (
+            f"unexpected template after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+        )
+
+
+TIED = "lm_head.weight"  # the output layer shares the token embedding's weights: not saved
+
+
+def load_weights(model: GPT2LMHeadModel, path: Path) -> None:
+    """Load ``model.safetensors`` strictly: a missing, extra or misshapen tensor is a clear error."""
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for damaged files
+        raise LogWardenError(f"corrupt model {path.parent}: cannot read {path.name} ({exc})") from exc
+    expected = set(model.state_dict()) - {TIED}
+    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or extra:
+        raise LogWardenError(
+            f"corrupt model {path.parent}: {path.name} does not fit the config's model "
+            f"(missing tensors: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(extra[:5]) or 'none'})"
+        )
+    try:
+        model.load_state_dict(state, strict=False)  # the tied output layer is the only key left out
+    except RuntimeError as exc:  # shapes that do not match the config
+        raise LogWardenError(
+            f"corrupt model {path.parent}: {path.name} does not fit the config's model ({exc})"
+        ) from None
+    model.tie_weights()
+    model.eval()

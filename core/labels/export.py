@@ -19,7 +19,7 @@ from logwarden.core.labels.label import Label, LabelError
 
 FORMATS = ("jsonl", "csv")
 COLUMNS = [f.name for f in fields(Label)]
-_OPTIONAL = {"template_id", "event_id", "message", "predicted", "keys", "id", "created_at"}
+_OPTIONAL = {"template_id", "event_id", "message", "predicted", "keys", "reason_code", "id", "created_at"}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 

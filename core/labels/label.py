@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from logwarden.core.detect.reasons import parse_reason_code
 from logwarden.core.errors import LogWardenError
 
 TARGETS = ("event", "session")
@@ -61,7 +62,8 @@ def utc_timestamp(value: datetime | str | None = None) -> str:
 @dataclass(frozen=True, kw_only=True)
 class Label:
     """An analyst's verdict. ``predicted`` is what the model said (``anomaly``/``normal``), when known;
-    ``reason`` is the model's alert reason; ``keys`` is the session's log-key sequence, which lets a
+    ``reason`` / ``reason_code`` are the model's alert reason and its code (``ReasonCode``; recalibration
+    keys on the code); ``keys`` is the session's log-key sequence, which lets a
     retrain fold a false positive into the normal training data. ``id`` and ``created_at`` are set
     by the store."""
 
@@ -78,6 +80,7 @@ class Label:
     reason: str = ""
     comment: str = ""
     keys: tuple[str, ...] | None = None
+    reason_code: str | None = None  # the model's ReasonCode for the labelled verdict, when known
     id: int | None = None
     created_at: str | None = None
 
@@ -101,6 +104,11 @@ class Label:
             raise LabelError("event_id", "an event label needs event_id, template_id or message")
         if self.keys is not None:
             object.__setattr__(self, "keys", _keys(self.keys))
+        if self.reason_code is not None:
+            try:
+                object.__setattr__(self, "reason_code", parse_reason_code(self.reason_code))
+            except ValueError as exc:
+                raise LabelError("reason_code", str(exc)) from None
         if self.id is not None and (not isinstance(self.id, int) or isinstance(self.id, bool) or self.id < 1):
             raise LabelError("id", "must be a positive integer")
         if self.created_at is not None:

@@ -28,13 +28,10 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from logwarden.core.detect.reasons import K_INDEPENDENT
 from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label
 from logwarden.core.labels.store import LabelStore
-
-# Start of the reasons the detector gives that K does not decide (logwarden.core.detect.detector.NEW_TEMPLATE,
-# RARE_TEMPLATE, ENDED_EARLY, logwarden.core.detect.combinations.RARE_COMBINATION).
-K_INDEPENDENT_REASONS = ("new template", "rare template", "session ended early", "rare combination")
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ DEFAULT_POLICY = Policy()
 def outcome(label: Label) -> str | None:
     """``false_positive``, ``missed`` or None (agreement, or a verdict K cannot fix)."""
     if label.false_positive:
-        return None if label.reason.lower().startswith(K_INDEPENDENT_REASONS) else "false_positive"
+        return None if label.reason_code in K_INDEPENDENT else "false_positive"
     return "missed" if label.missed else None
 
 

@@ -10,8 +10,8 @@ else (model, training, windowing and calibration settings) is the current versio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from logwarden.core.artifact import store as artifact
@@ -80,58 +80,31 @@ def retrain(
     onnx: bool = True,
     progress: bool = False,
 ) -> RetrainResult:
-    """Fit and save a new version under the model root of ``model`` (a root or a version directory)."""
-    from logwarden.core.model.gpt2 import ModelConfig
-    from logwarden.core.model.training import TrainConfig
-    from logwarden.core.parsing.sessions import SessionRule, build_sessions
+    """Fit and save a new version under the model root of ``model`` (a root or a version directory), on
+    the same path as ``logwarden train`` (``train_from_logs``) with the base version's settings."""
     from logwarden.core.parsing.templates import TemplateParser
-    from logwarden.core.pipeline.fit import FitSettings, fit_sequences, mine_events, save_detector
+    from logwarden.core.pipeline.fit import FitSettings, save_detector, train_from_logs
 
     if fp_weight < 1:
         raise LogWardenError(f"fp_weight must be at least 1, got {fp_weight}")
     files = artifact.read_config(artifact.resolve(Path(model), version))
     cfg = files.config
     parser = TemplateParser.from_state(artifact.read_json(files.path / artifact.PARSER))
-    try:
-        rule = SessionRule.from_dict(cfg["sessions"])
-        train = TrainConfig(**cfg["train"])
-        settings = FitSettings(
-            model=ModelConfig(**cfg["model"]),
-            train=replace(train, epochs=epochs) if epochs else train,
-            val_fraction=cfg.get("val_fraction", 0.2),
-            target_fpr=cfg["calibration"]["target_fpr"],
-            score_end=cfg.get("score_end", True),
-            min_template_sessions=cfg.get("min_template_sessions", 5),
-            check_combinations=cfg.get("check_combinations", True),
-        )
-    except (TypeError, KeyError, ValueError) as exc:
-        raise LogWardenError(f"model {files.path}: config.json has settings this retrain cannot reuse ({exc})") from exc
-
-    events = mine_events(records, parser)
-    if not events:
-        raise LogWardenError("no normal log lines to retrain on (empty input, or every line was rejected)")
     use = LabelUse(fp_weight=fp_weight)
     known = {str(cid) for cid in parser.templates()}
     fp_sequences, drop = split_labels(store.iter_labels(), known, use)
-    normal: list[Sequence[str]] = []
-    sessions = build_sessions(events, rule)
-    for session in sessions:
-        if session.key in drop or session.label == 1:
-            use.anomalous_sessions_dropped += 1
-            continue
-        keys = [e.key for e in session.events if e.key is not None]
-        if keys:
-            normal.append(keys)
-    normal.extend(list(seq) for seq in fp_sequences for _ in range(fp_weight))
-    extra = {
-        "line_format": cfg["line_format"],
-        "sessions": rule.to_dict(),
-        "parser": {"templates": parser.num_templates},
-        "data": {"events": len(events), "sessions": len(sessions), "templates": parser.num_templates},
-        "labels": use.to_dict(),
-        "parent_version": files.version,
-    }
-    fit = fit_sequences(normal, settings, progress=progress, extra_config=extra)
-    fit.detector.parser = parser
+    fit, stats = train_from_logs(
+        records,
+        parser=parser,
+        rule=cfg.sessions,
+        settings=FitSettings.from_config(cfg, epochs=epochs),
+        line_format=cfg.line_format,
+        session_labels=lambda key: 1 if key in drop else None,
+        extra_normal=[seq for seq in fp_sequences for _ in range(fp_weight)],
+        extra_config={"labels": use.to_dict(), "parent_version": files.version},
+        progress=progress,
+    )
+    use.anomalous_sessions_dropped = stats["anomalous_sessions_dropped"]
+    fit.detector.config = fit.detector.config.model_copy(update={"labels": use.to_dict()})
     path = save_detector(fit.detector, files.path.parent, onnx=onnx)
     return RetrainResult(path, fit.detector.version, files.version, use, fit.n_train, fit.detector.calibration.k)

@@ -19,7 +19,7 @@ from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label, utc_timestamp
 from logwarden.core.labels.store import LabelStore, check_limit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 COLUMNS = (
     "target",
     "verdict",
@@ -34,19 +34,26 @@ COLUMNS = (
     "reason",
     "comment",
     "keys",
+    "reason_code",
     "created_at",
 )
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     target TEXT NOT NULL, verdict TEXT NOT NULL, source TEXT NOT NULL, analyst TEXT NOT NULL,
     session_key TEXT NOT NULL, template_id TEXT, event_id TEXT, message TEXT, model_version TEXT NOT NULL,
-    predicted TEXT, reason TEXT NOT NULL, comment TEXT NOT NULL, keys TEXT, created_at TEXT NOT NULL
+    predicted TEXT, reason TEXT NOT NULL, comment TEXT NOT NULL, keys TEXT, created_at TEXT NOT NULL,
+    reason_code TEXT
 );
 CREATE INDEX IF NOT EXISTS labels_source ON labels (source, id);
 CREATE INDEX IF NOT EXISTS labels_created ON labels (created_at);
-PRAGMA user_version = {SCHEMA_VERSION};
 """
+# Upgrades, applied in order to a store of an older schema (``PRAGMA user_version``) before SCHEMA.
+MIGRATIONS = {
+    # 1 -> 2: the model's reason code beside its reason text; labels stored before it have none (NULL),
+    # so recalibration counts their false positives as ones K decides.
+    2: "ALTER TABLE labels ADD COLUMN reason_code TEXT;",
+}
 
 
 class SqliteLabelStore(LabelStore):
@@ -76,9 +83,16 @@ class SqliteLabelStore(LabelStore):
             if not memory:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self._migrate(version)
         except sqlite3.DatabaseError as exc:
             raise LogWardenError(f"cannot open label database {self.path}: {exc}") from exc
+
+    def _migrate(self, version: int) -> None:
+        """Create the schema, or upgrade an older store to it (one transaction)."""
+        db = self._conn()
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'").fetchone()
+        steps = [MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1)] if exists else []
+        db.executescript("BEGIN;" + "".join(steps) + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
     def add_many(self, labels: Iterable[Label]) -> list[int]:
         rows = [_row(label) for label in labels]  # all validated before anything is written

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from logwarden.core.model.config import ModelConfig
 from logwarden.core.model.vocab import BOS, EOS, PAD
-
-
-@dataclass
-class ModelConfig:
-    """Size of the GPT-2 decoder. Log keys are a small vocabulary, so the model stays tiny."""
-
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 64
-    max_len: int = 256  # context window in events, BOS included
-    dropout: float = 0.0  # the training data is repetitive; dropout cost accuracy on HDFS
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def build_model(config: ModelConfig, vocab_size: int) -> GPT2LMHeadModel:

@@ -6,31 +6,15 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import GPT2LMHeadModel
 
+from logwarden.core.model.config import TrainConfig
 from logwarden.core.model.vocab import PAD
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings; every run with the same config, data and seed gives the same model."""
-
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    patience: int = 6  # epochs without validation improvement before stopping
-    seed: int = 7
-    device: str = "auto"  # auto | cpu | cuda
-    bf16: bool = True  # autocast to bfloat16 on GPU
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

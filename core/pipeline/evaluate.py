@@ -229,7 +229,7 @@ def evaluate_sessions(detector: Detector, records: Iterable[LogRecord], labels: 
         pred.append(int(verdict.anomalous))
         scores.append(verdict.score)
         if verdict.anomalous and not label:
-            fps.append((verdict.reason.split(":")[0], 1.0))
+            fps.append((verdict.reason_code or "unknown", 1.0))
         elif label and not verdict.anomalous:
             fns.append((" → ".join(detector.template(e.key) for e in session.events[:3]) + " …", 1.0))
     if not y:

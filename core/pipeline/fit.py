@@ -12,40 +12,55 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from pydantic_core import to_jsonable_python
 from safetensors.torch import save_file
 
 from logwarden.core.artifact import store as artifact
+from logwarden.core.artifact.config import FIT, ArtifactConfig, Fingerprint, package_version
 from logwarden.core.detect.calibration import Calibration, choose_k, end_threshold, margin_temperature
 from logwarden.core.detect.combinations import Combinations
-from logwarden.core.detect.detector import Detector
+from logwarden.core.detect.detector import TIED, Detector
 from logwarden.core.detect.next_key import score_sequences
 from logwarden.core.errors import LogWardenError
 from logwarden.core.model.backends import TorchBackend, export_onnx
-from logwarden.core.model.gpt2 import ModelConfig, build_model
-from logwarden.core.model.training import TrainConfig, TrainResult, seed_everything, train_model
+from logwarden.core.model.config import ModelConfig, TrainConfig
+from logwarden.core.model.gpt2 import build_model
+from logwarden.core.model.training import TrainResult, seed_everything, train_model
 from logwarden.core.model.vocab import BOS, EOS, Vocab
 from logwarden.core.parsing.sessions import Event, SessionRule, build_sessions
 from logwarden.core.parsing.templates import TemplateParser
 from logwarden.core.records import LogRecord
 
-__version__ = "0.1.0"
-
 
 @dataclass
 class FitSettings:
-    """What a training run needs besides the data (all of it lands in the model's config.json)."""
+    """What a training run needs besides the data (all of it lands in the model's config.json; the
+    defaults are ``FitDefaults``'s)."""
 
     model: ModelConfig
     train: TrainConfig
-    val_fraction: float = 0.2
-    target_fpr: float = 0.005  # share of normal validation sessions allowed to be flagged (1 in 200)
-    score_end: bool = True  # also check that a complete session ends where normal ones do
-    min_template_sessions: int = 5  # rarer templates (and template combinations) alert like new ones
-    check_combinations: bool = True  # also judge a complete session's set of templates (see combinations)
+    val_fraction: float = FIT.val_fraction
+    target_fpr: float = FIT.target_fpr
+    score_end: bool = FIT.score_end
+    min_template_sessions: int = FIT.min_template_sessions
+    check_combinations: bool = FIT.check_combinations
+
+    @classmethod
+    def from_config(cls, cfg: ArtifactConfig, *, epochs: int | None = None) -> FitSettings:
+        """The settings a saved version was trained with (``retrain`` reuses them; ``epochs`` may change)."""
+        return cls(
+            model=replace(cfg.model),
+            train=replace(cfg.train, epochs=epochs) if epochs else replace(cfg.train),
+            val_fraction=cfg.val_fraction,
+            target_fpr=cfg.calibration.target_fpr,
+            score_end=cfg.score_end,
+            min_template_sessions=cfg.min_template_sessions,
+            check_combinations=cfg.check_combinations,
+        )
 
 
 @dataclass
@@ -59,7 +74,7 @@ class FitResult:
 
 
 def fingerprint(sequences: Iterable[Sequence[str]], extra: dict | None = None) -> str:
-    digest = hashlib.sha256(json.dumps(extra or {}, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(extra or {}, sort_keys=True, default=to_jsonable_python).encode())
     for seq in sequences:
         digest.update(" ".join(seq).encode())
         digest.update(b"\n")
@@ -137,22 +152,20 @@ def fit_sequences(
     combinations = Combinations.build(train, settings.min_template_sessions) if settings.check_combinations else None
     calibration, combinations = calibrate(backend, vocab, val, settings, settings.model.max_len, combinations)
     fp = fingerprint(sessions, extra_config)
-    config = {
-        "artifact_format": artifact.ARTIFACT_FORMAT,
-        "logwarden_version": __version__,
-        "version": "unsaved",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": settings.model.to_dict(),
-        "train": settings.train.to_dict(),
-        "vocab": vocab.keys,
-        "calibration": calibration.to_dict(),
-        "score_end": settings.score_end,
-        "val_fraction": settings.val_fraction,
-        "min_template_sessions": settings.min_template_sessions,
-        "check_combinations": settings.check_combinations,
-        "combinations": combinations.to_dict() if combinations is not None else None,
-        "fingerprint": {"sha256": fp, "train_sessions": len(train), "val_sessions": len(val)},
-        "metrics": {
+    config = ArtifactConfig(
+        logwarden_version=package_version(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        model=settings.model,
+        train=settings.train,
+        vocab=vocab.keys,
+        calibration=calibration,
+        score_end=settings.score_end,
+        val_fraction=settings.val_fraction,
+        min_template_sessions=settings.min_template_sessions,
+        check_combinations=settings.check_combinations,
+        combinations=combinations.to_dict() if combinations is not None else None,
+        fingerprint=Fingerprint(sha256=fp, train_sessions=len(train), val_sessions=len(val)),
+        metrics={
             "best_epoch": result.best_epoch,
             "best_val_loss": result.best_val_loss,
             "epochs_run": result.epochs_run,
@@ -161,35 +174,31 @@ def fit_sequences(
             "history": result.history,
         },
         **(extra_config or {}),
-    }
-    detector = Detector(
-        model=model,
-        model_config=settings.model,
-        vocab=vocab,
-        calibration=calibration,
-        config=config,
-        backend=backend,
-        combinations=combinations,
     )
+    detector = Detector(model=model, config=config, backend=backend)
     return FitResult(detector, result, len(train), len(val), fp, val)
 
 
 def save_detector(detector: Detector, root: Path, *, onnx: bool = True) -> Path:
     """Write ``detector`` as a new immutable version under ``root``; returns the version directory."""
-    config = dict(detector.config)
-    config["version"] = artifact.new_version(config.get("fingerprint", {}).get("sha256", "0" * 8))
+    templates = detector.parser.num_templates if detector.parser else 0
+    config = detector.config.model_copy(
+        update={
+            "version": artifact.new_version(detector.config.fingerprint.sha256),
+            "parser": detector.config.parser or {"templates": templates},
+        }
+    )
     parser_state = (detector.parser or TemplateParser()).to_state()
-    config.setdefault("parser", {"templates": detector.parser.num_templates if detector.parser else 0})
 
     def write(tmp: Path) -> None:
-        state = {k: v.contiguous() for k, v in detector.model.state_dict().items() if not k.endswith("lm_head.weight")}
+        state = {k: v.contiguous() for k, v in detector.model.state_dict().items() if k != TIED}
         save_file(state, str(tmp / artifact.WEIGHTS))
         (tmp / artifact.PARSER).write_text(json.dumps(parser_state), "utf-8")
         if onnx:
             export_onnx(detector.model, tmp / artifact.ONNX)
-        (tmp / artifact.CONFIG).write_text(json.dumps(config, indent=2), "utf-8")
+        (tmp / artifact.CONFIG).write_text(config.to_json(), "utf-8")
 
-    path = artifact.write_version(Path(root), config["version"], write)
+    path = artifact.write_version(Path(root), config.version, write)
     detector.config = config
     detector.path = path
     return path
@@ -219,9 +228,16 @@ def train_from_logs(
     settings: FitSettings,
     line_format: str,
     session_labels: Callable[[str], int | None] | None = None,
+    extra_normal: Sequence[Sequence[str]] = (),
+    extra_config: dict | None = None,
     progress: bool = True,
 ) -> tuple[FitResult, dict]:
-    """Mine templates, build sessions, keep the normal ones, fit. Returns the fit and data stats."""
+    """Mine templates, build sessions, keep the normal ones, fit. Returns the fit and data stats.
+
+    A session is left out when ``session_labels(key)`` (else its lines' own labels) says 1 (anomalous);
+    ``extra_normal`` key sequences join the normal data (``retrain`` folds analyst-confirmed false
+    positives in this way); ``extra_config`` adds to the version's config (``retrain``: labels, parent).
+    """
     events = mine_events(records, parser)
     if not events:
         raise LogWardenError("no log lines to train on (empty input, or every line was rejected)")
@@ -235,6 +251,7 @@ def train_from_logs(
             continue
         normal.append([e.key for e in session.events if e.key is not None])
     normal = [s for s in normal if s]
+    normal.extend(list(seq) for seq in extra_normal)
     stats = {
         "events": len(events),
         "sessions": len(sessions),
@@ -243,9 +260,10 @@ def train_from_logs(
     }
     extra = {
         "line_format": line_format,
-        "sessions": rule.to_dict(),
+        "sessions": rule,
         "parser": {"templates": parser.num_templates},
         "data": stats,
+        **(extra_config or {}),
     }
     fit = fit_sequences(normal, settings, progress=progress, extra_config=extra)
     fit.detector.parser = parser

@@ -675,6 +675,7 @@ def logstash_response(result: EventOut) -> dict:
         "new_template",
         "rank",
         "reason",
+        "reason_code",
         "expected",
         "model_version",
         "source",

@@ -16,7 +16,7 @@ from logwarden.grpc_server.service.schema import (
     ScoreOutput,
     SessionOut,
 )
-from logwarden.protos.logwarden.v1 import labels_pb2, model_pb2, scoring_pb2
+from logwarden.protos.logwarden.v1 import labels_pb2, model_pb2, reasons_pb2, scoring_pb2
 
 MODES = {
     scoring_pb2.SCORING_MODE_UNSPECIFIED: "stream",
@@ -76,6 +76,8 @@ def _event_result(r: EventOut) -> scoring_pb2.EventResult:
         ]
     if r.warnings:
         fields["warnings"] = r.warnings
+    if r.reason_code:
+        fields["reason_code"] = reason_code_pb(r.reason_code)
     return scoring_pb2.EventResult(
         id=r.id,
         status=scoring_pb2.EVENT_STATUS_SCORED,
@@ -103,6 +105,7 @@ def _session_result(s: SessionOut) -> scoring_pb2.SessionResult:
         verdict=scoring_pb2.VERDICT_ANOMALOUS if s.anomalous else scoring_pb2.VERDICT_NORMAL,
         anomalous_events=s.anomalous_events,
         model_version=s.model_version,
+        reason_code=reason_code_pb(s.reason_code),
     )
     if s.end is not None:
         out.end.CopyFrom(_event_result(s.end))
@@ -135,7 +138,22 @@ def label_in(label: labels_pb2.Label) -> LabelIn:
         keys=list(label.keys),
         predicted=_predicted(label.predicted),
         reason=label.reason,
+        reason_code=reason_code_word(label.reason_code),
     )
+
+
+def reason_code_pb(code: str) -> int:
+    """A ReasonCode value ("new_template") as the proto enum number (0 for "")."""
+    return reasons_pb2.ReasonCode.Value("REASON_CODE_" + code.upper()) if code else 0
+
+
+def reason_code_word(value: int) -> str:
+    """The proto enum number as a ReasonCode value; a number this server does not know stays visible, so the
+    label's validation refuses it."""
+    if value == reasons_pb2.REASON_CODE_UNSPECIFIED:
+        return ""
+    name = reasons_pb2.ReasonCode.Name(value) if value in reasons_pb2.ReasonCode.values() else ""
+    return name.removeprefix("REASON_CODE_").lower() if name else f"unknown ({value})"
 
 
 def _predicted(value: int) -> str:

@@ -65,6 +65,7 @@ def to_label(label: LabelIn, default_model_version: str = "") -> Label:
         model_version=label.model_version or default_model_version,
         predicted=label.predicted or None,
         reason=label.reason,
+        reason_code=label.reason_code or None,
         comment=label.comment,
         keys=label.keys or None,
         created_at=created_at,

@@ -55,6 +55,7 @@ class EventOut:
     source: str = ""
     session_key: str = ""
     warnings: list[str] = field(default_factory=list)
+    reason_code: str = ""  # ReasonCode value when anomalous, else ""
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -76,6 +77,7 @@ class SessionOut:
     anomalous_events: int
     end: EventOut | None
     model_version: str
+    reason_code: str = ""
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -117,6 +119,7 @@ class LabelIn:
     keys: list[str] = field(default_factory=list)  # the session's log keys, in order (empty: unknown)
     predicted: Literal["anomaly", "normal", ""] = ""  # the model's verdict at the time ("": unknown)
     reason: str = ""  # the model's alert reason
+    reason_code: str = ""  # its ReasonCode value ("": unknown)
 
 
 @dataclass(slots=True)

@@ -325,6 +325,7 @@ def _event_out(
         group.source,
         group.session,
         warnings,
+        v.reason_code.value if v.reason_code else "",
     )
 
 
@@ -344,4 +345,5 @@ def _session_out(group: _Group, score: SessionScore, model: ServedModel) -> Sess
         anomalous_events=v.n_anomalous,
         end=end,
         model_version=model.version,
+        reason_code=v.reason_code.value if v.reason_code else "",
     )

@@ -42,7 +42,12 @@ log = logging.getLogger("logwarden.client")
 MODES = {"stream": pb.SCORING_MODE_STREAM, "sequence": pb.SCORING_MODE_SEQUENCE}
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE: "scorer unavailable", grpc.StatusCode.RESOURCE_EXHAUSTED: "scorer overloaded"}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-LABEL_ENUMS = {"target": "LABEL_TARGET_", "value": "LABEL_VALUE_", "predicted": "LABEL_VALUE_"}
+LABEL_ENUMS = {
+    "target": "LABEL_TARGET_",
+    "value": "LABEL_VALUE_",
+    "predicted": "LABEL_VALUE_",
+    "reason_code": "REASON_CODE_",
+}
 
 
 class _Base:

@@ -149,6 +149,7 @@ def _assert_matches(result: dict, verdict) -> None:
     assert result["verdict"] == ("anomalous" if verdict.anomalous else "normal")
     assert result["template_id"] == (verdict.key or "")
     assert result["rank"] == verdict.rank and result["reason"] == verdict.reason
+    assert result["reason_code"] == (verdict.reason_code or "")
     assert [e["template_id"] for e in result["expected"]] == [e.key for e in verdict.expected]
 
 

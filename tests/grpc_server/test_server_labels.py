@@ -12,8 +12,8 @@ import pytest
 from support import sessions_by_block
 
 from logwarden.core.detect.detector import Detector
+from logwarden.core.detect.reasons import K_INDEPENDENT
 from logwarden.core.labels import KBounds, Policy, SqliteLabelStore
-from logwarden.core.labels.recalibration import K_INDEPENDENT_REASONS
 from logwarden.core.parsing.formats import get_format
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
@@ -54,7 +54,7 @@ def target(k_model):
         keys = [[detector.parse(fmt.parse(line)).key for line in lines] for lines in sessions.values()]
         for (block, lines), seq, verdict in zip(sessions.items(), keys, detector.score_keys(keys), strict=True):
             flagged = [e for e in (*verdict.events, *([verdict.end] if verdict.end else ())) if e.anomalous]
-            if not flagged or None in seq or any(e.reason.startswith(K_INDEPENDENT_REASONS) for e in flagged):
+            if not flagged or None in seq or any(e.reason_code in K_INDEPENDENT for e in flagged):
                 continue
             need = max(e.rank for e in flagged)
             if need <= max_k and not detector.score_keys([seq], k=need)[0].anomalous:

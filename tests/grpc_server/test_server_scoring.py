@@ -12,7 +12,7 @@ from support import MemoryLabels, engine_verdicts, sessions_by_block
 
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
-from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc
+from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc, reasons_pb2
 from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
@@ -54,6 +54,8 @@ def _assert_event_matches(result, verdict):
     assert result.template_id == (verdict.key or "")
     assert result.rank == verdict.rank
     assert result.reason == verdict.reason
+    expected_code = f"REASON_CODE_{verdict.reason_code.upper()}" if verdict.reason_code else "REASON_CODE_UNSPECIFIED"
+    assert reasons_pb2.ReasonCode.Name(result.reason_code) == expected_code
     assert [e.template_id for e in result.expected] == [e.key for e in verdict.expected]
 
 
@@ -142,7 +144,8 @@ def test_stream_mode_session_cut_short_ended_early(channel, sessions, engine):
     assert all(r.verdict == pb.VERDICT_NORMAL for r in response.results)
     (session,) = response.sessions
     assert session.verdict == pb.VERDICT_ANOMALOUS and session.end.verdict == pb.VERDICT_ANOMALOUS
-    assert session.reason.startswith("session ended early") and session.events == 2
+    assert session.reason_code == reasons_pb2.REASON_CODE_ENDED_EARLY and session.events == 2
+    assert session.end.reason_code == reasons_pb2.REASON_CODE_ENDED_EARLY
 
 
 def test_bidirectional_stream(server, sessions, engine):

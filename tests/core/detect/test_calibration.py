@@ -7,7 +7,6 @@ import pytest
 
 from logwarden.core.detect.calibration import (
     END_SURPRISAL_FLOOR,
-    Calibration,
     choose_k,
     end_threshold,
     margin_temperature,
@@ -54,11 +53,3 @@ def test_end_threshold_is_the_least_likely_normal_end_but_never_below_the_floor(
     assert end_threshold([0.1, 7.5, 2.0, math.inf]) == 7.5  # an infinite surprisal is not a normal end
     assert end_threshold([0.01, 0.2]) == END_SURPRISAL_FLOOR == pytest.approx(math.log(100))
     assert end_threshold([]) is None
-
-
-def test_calibration_of_older_models_has_no_end_threshold():
-    old = {"k": 3, "target_fpr": 0.005, "validation_fpr": 0.0, "temperature": 1.0, "n_sessions": 9, "n_events": 90}
-    assert Calibration.from_dict(old).end_surprisal is None
-    assert Calibration.from_dict({**old, "end_surprisal": 6.5}).end_surprisal == 6.5
-    with pytest.raises(KeyError):
-        Calibration.from_dict({k: v for k, v in old.items() if k != "k"})

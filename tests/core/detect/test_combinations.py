@@ -15,8 +15,7 @@ import pytest
 from logwarden.core.detect.combinations import RARE_COMBINATION, Combinations, Difference
 from logwarden.core.detect.detector import Detector
 from logwarden.core.errors import LogWardenError
-from logwarden.core.model.gpt2 import ModelConfig
-from logwarden.core.model.training import TrainConfig
+from logwarden.core.model.config import ModelConfig, TrainConfig
 from logwarden.core.parsing.sessions import SessionRule
 from logwarden.core.pipeline.fit import FitSettings, fit_sequences, save_detector
 
@@ -112,7 +111,7 @@ def test_too_varied_sessions_switch_the_check_off():
     fit = fit_sequences(varied, settings(min_template_sessions=1), progress=False)
     assert fit.detector.combinations is None
     assert fit.detector.calibration.combination_fpr > fit.detector.calibration.target_fpr
-    assert fit.detector.config["combinations"] is None
+    assert fit.detector.config.combinations is None
     assert fit.detector.calibration.validation_fpr <= fit.detector.calibration.target_fpr
 
 

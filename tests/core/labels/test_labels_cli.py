@@ -89,7 +89,7 @@ def test_retrain_folds_a_false_positive_into_a_new_version(corpus_dir, model_roo
     assert artifact.list_versions(root) == sorted([old.version, summary["version"]])
     assert summary["version"] != old.version and summary["parent_version"] == old.version
     config = artifact.read_config(root / summary["version"]).config
-    assert config["labels"] == {
+    assert config.labels == {
         "count": 3,
         "max_id": 3,
         "false_positive_sessions": 1,
@@ -97,11 +97,11 @@ def test_retrain_folds_a_false_positive_into_a_new_version(corpus_dir, model_roo
         "anomalous_sessions_dropped": 1,
         "fp_weight": 5,
     }
-    fingerprint = config["fingerprint"]
-    assert fingerprint["train_sessions"] + fingerprint["val_sessions"] == 300 - 1 + 5  # minus attack, plus FP × 5
-    assert config["parent_version"] == old.version
-    assert config["line_format"] == old.line_format and config["sessions"] == old.config["sessions"]
-    assert config["model"] == old.config["model"] and config["train"]["epochs"] == 4
+    fingerprint = config.fingerprint
+    assert fingerprint.train_sessions + fingerprint.val_sessions == 300 - 1 + 5  # minus attack, plus FP × 5
+    assert config.parent_version == old.version
+    assert config.line_format == old.line_format and config.sessions == old.config.sessions
+    assert config.model == old.config.model and config.train.epochs == 4
     new = Detector.load(root, backend="torch")  # the newest version
     assert new.version == summary["version"]
     assert not new.score_keys([keys])[0].anomalous

@@ -172,6 +172,27 @@ def test_closed_store_and_missing_or_newer_database(tmp_path):
         SqliteLabelStore(junk)
 
 
+def test_a_schema_1_store_is_upgraded_in_place(tmp_path):
+    """A store written before reason codes keeps its labels (without a code) and takes new ones with one."""
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE labels (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, verdict TEXT NOT NULL,"
+        " source TEXT NOT NULL, analyst TEXT NOT NULL, session_key TEXT NOT NULL, template_id TEXT, event_id TEXT,"
+        " message TEXT, model_version TEXT NOT NULL, predicted TEXT, reason TEXT NOT NULL, comment TEXT NOT NULL,"
+        " keys TEXT, created_at TEXT NOT NULL); PRAGMA user_version = 1;"
+        "INSERT INTO labels (target, verdict, source, analyst, session_key, model_version, reason, comment,"
+        " created_at) VALUES ('session', 'normal', 'h', 'ann', 'blk_1', 'v1', 'r', '', '2026-01-01T00:00:00.000000Z');"
+    )
+    db.close()
+    with SqliteLabelStore(path) as store:
+        (old,) = store.query()
+        assert old.session_key == "blk_1" and old.reason_code is None
+        store.add(make(session_key="blk_2", reason_code="rare_combination"))
+        assert [x.reason_code for x in store.query(newest_first=False)] == [None, "rare_combination"]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] >= 2
+
+
 # -- queries and statistics ------------------------------------------------------------------------
 
 

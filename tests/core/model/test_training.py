@@ -3,8 +3,7 @@
 import numpy as np
 import torch
 
-from logwarden.core.model.gpt2 import ModelConfig
-from logwarden.core.model.training import TrainConfig
+from logwarden.core.model.config import ModelConfig, TrainConfig
 from logwarden.core.pipeline.fit import FitSettings, fit_sequences
 
 

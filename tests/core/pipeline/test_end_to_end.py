@@ -9,7 +9,8 @@ from support import sessions_by_block
 
 from logwarden.core.cli import main
 from logwarden.core.detect.combinations import RARE_COMBINATION
-from logwarden.core.detect.detector import ENDED_EARLY, NEW_TEMPLATE, Detector
+from logwarden.core.detect.detector import NEW_TEMPLATE, Detector
+from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.parsing.formats import get_format
 
 
@@ -103,7 +104,7 @@ def test_a_session_cut_short_is_flagged_as_ended_early_whatever_k(model_root):
     assert not any(v.anomalous for v in detector.score_keys(whole))
     cut = [keys[:2] for keys in whole]
     verdicts = detector.score_keys(cut, k=len(detector.vocab))  # every next key accepted
-    assert all(v.anomalous and v.end.anomalous and v.reason.startswith(ENDED_EARLY) for v in verdicts)
+    assert all(v.anomalous and v.end.anomalous and v.reason_code == ReasonCode.ENDED_EARLY for v in verdicts)
     assert all(v.end.score > 0.5 and "p(end)" in v.reason for v in verdicts)
     # an open session (stream mode) has no end yet: the same events pass
     assert not any(v.anomalous for v in detector.score_keys(cut, complete=False))
@@ -120,4 +121,4 @@ def test_models_saved_before_end_thresholds_judge_the_end_by_k(model_root):
     ]
     assert not any(v.anomalous for v in detector.score_keys(cut, k=len(detector.vocab)))
     flagged = [v for v in detector.score_keys(cut, k=1) if v.end.anomalous]
-    assert flagged and all(v.end.reason.startswith("session ended after") and "rank" in v.end.reason for v in flagged)
+    assert flagged and all(v.end.reason_code == ReasonCode.UNEXPECTED_END and "rank" in v.end.reason for v in flagged)
