@@ -1267,15 +1267,15 @@ class ElasticsearchPeer:
         params = {k: v for k, v in request.query.items()}
         captured, compat = None, None
         try:
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 raise EsError(413, *FAULT_REASONS[413]) from None
             body = self._decode(request, raw)
             captured = Captured(method, path, list(request.query.items()), dict(request.headers), raw, body)
-            self.requests.append(captured)
+            self.requests.append(captured)  # status 0 until answered
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             if self._auth and request.headers.get(hdrs.AUTHORIZATION) not in self._auth:
                 raise EsError(
                     401,

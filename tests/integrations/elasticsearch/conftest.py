@@ -4,7 +4,14 @@ server on the session's tiny model, and the ES proxy on a background loop."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +24,7 @@ from logwarden.integrations.elasticsearch.proxy import EsProxy
 from logwarden.integrations.elasticsearch.settings import ProxySettings
 
 LINES = generate(n_sessions=40, anomaly_rate=0.0, seed=11).lines
+REPO = Path(__file__).resolve().parents[3]
 
 
 class BackgroundProxy:
@@ -82,3 +90,67 @@ def es():
 def proxy(es, scorer):
     with BackgroundProxy(upstream=es.url, scorer=scorer.target) as bp:
         yield bp
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LogwardenProcess:
+    """A ``logwarden`` command as its own process (``python -m logwarden.core.cli ...``), started when its JSON
+    log says ``ready_event``; ``kill()`` is SIGKILL, ``terminate()`` SIGTERM and wait."""
+
+    def __init__(self, args: list[str], ready_event: str) -> None:
+        self.args, self.ready_event = args, ready_event
+        self.proc: subprocess.Popen | None = None
+        self.logs: list[dict] = []
+
+    def start(self, timeout: float = 120) -> LogwardenProcess:
+        self.logs = []
+        ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logwarden.core.cli", *self.args],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+
+        def read(proc=self.proc) -> None:
+            for line in proc.stderr:
+                if line.startswith("{"):
+                    self.logs.append(json.loads(line))
+                    if self.logs[-1].get("event") == self.ready_event:
+                        ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.is_set():
+            assert self.proc.poll() is None, f"{self.args[0]} exited with {self.proc.returncode}"
+            assert time.monotonic() < deadline, f"{self.args[0]} did not start"
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture()
+def scorer_process(model_root):
+    """A scoring server in its own process on a fixed port (so it can be killed and started again there)."""
+    port = free_port()
+    process = LogwardenProcess(
+        ["serve", "--model", str(model_root), "--host", "127.0.0.1", "--port", str(port), "--batch-wait-ms", "1"],
+        "serving",
+    )
+    process.target = f"127.0.0.1:{port}"
+    yield process
+    process.kill()
