@@ -126,6 +126,18 @@ class BulkBody:
         ending = old[len(old.rstrip(b"\r\n")) :]
         self.lines[action.source_line] = dumps(source) + ending
 
+    def add_to_source(self, action: Action, source: dict, fields: dict) -> None:
+        """Add ``fields`` (new top-level keys: ``logwarden``, ``event``) to the action's source. When the source
+        has none of them, they are spliced in before its closing brace and the shipper's bytes stay as they
+        were; otherwise they are merged (``merge_enrichment``) and the source written anew."""
+        line = self.lines[action.source_line]
+        body = line.rstrip()
+        if source and body.endswith(b"}") and not any(k in source for k in fields):
+            extra = b"".join(b"," + dumps(k) + b":" + dumps(v) for k, v in fields.items())
+            self.lines[action.source_line] = body[:-1] + extra + b"}" + line[len(body) :]
+        else:
+            self.replace_source(action, merge_enrichment(source, fields))
+
     def body(self) -> bytes:
         return b"".join(self.lines)
 

@@ -31,7 +31,7 @@ import re
 import signal
 import ssl
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 from urllib.parse import unquote
 
@@ -50,7 +50,6 @@ from logwarden.integrations.elasticsearch.bulk import (
     decompress,
     dumps,
     lookup,
-    merge_enrichment,
 )
 from logwarden.integrations.elasticsearch.metrics import ProxyMetrics
 from logwarden.integrations.elasticsearch.settings import ProxySettings, rule_for
@@ -368,13 +367,16 @@ class EsProxy:
                 idempotency_key=idempotency,
                 model=model,
             )
-            unscored: dict[str, int] = {}
+            unscored: Counter[str] = Counter()
+            outcomes: Counter[str] = Counter()
             for (action, source, _), result in zip(docs, results, strict=True):
-                parsed.replace_source(action, merge_enrichment(source, result.document()))
-                self.metrics.documents.labels(result.status).inc()
+                parsed.add_to_source(action, source, result.document())
+                outcomes[result.status] += 1
                 if result.status == UNSCORED:
-                    complete = False
-                    unscored[result.reason] = unscored.get(result.reason, 0) + 1
+                    unscored[result.reason] += 1
+            complete = complete and not unscored
+            for outcome, count in outcomes.items():
+                self.metrics.documents.labels(outcome).inc(count)
             for reason, count in unscored.items():
                 log.warning("es proxy: documents indexed unscored", count=count, reason=reason)
         self.metrics.bulk_seconds.labels("score").observe(time.perf_counter() - started)
@@ -389,10 +391,10 @@ class EsProxy:
         retried = False
         if self.settings.retry_429 and parsed is not None and isinstance(items, list):
             retried = await self._retry_429(request, parsed, encoding, items)
-        for item in items if isinstance(items, list) else ():
-            status = _item_status(item)
+        statuses = Counter(_item_status(item) for item in items) if isinstance(items, list) else Counter()
+        for status, count in statuses.items():
             if status is not None:
-                self.metrics.items.labels(str(status)).inc()
+                self.metrics.items.labels(str(status)).inc(count)
         if not retried:
             return payload
         answer["errors"] = any(isinstance(_item_body(i), dict) and "error" in _item_body(i) for i in items)
