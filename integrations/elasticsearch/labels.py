@@ -23,7 +23,7 @@ import structlog
 from logwarden.integrations.client import ScorerUnavailable
 from logwarden.integrations.elasticsearch.bulk import lookup
 from logwarden.integrations.elasticsearch.metrics import WorkerMetrics
-from logwarden.integrations.elasticsearch.search import Hit, is_backing_index, iso, iter_hits, logical_index
+from logwarden.integrations.elasticsearch.search import Hit, iso, iter_hits, logical_index, write_back
 from logwarden.integrations.elasticsearch.settings import WorkerSettings
 
 log = structlog.get_logger("logwarden.es_worker")
@@ -129,31 +129,7 @@ class LabelForwarder:
     def _mark(self, marks: list[tuple[Hit, dict]]) -> set[tuple[str, str]]:
         from elasticsearch import helpers
 
-        actions = []
-        for hit, fields in marks:
-            if is_backing_index(hit.index):
-                source = {**hit.source, "logwarden": {**hit.source.get("logwarden", {}), **fields}}
-                actions.append(
-                    {
-                        "_op_type": "index",
-                        "_index": hit.index,
-                        "_id": hit.id,
-                        "if_seq_no": hit.seq_no,
-                        "if_primary_term": hit.primary_term,
-                        "_source": source,
-                    }
-                )
-            else:
-                actions.append(
-                    {
-                        "_op_type": "update",
-                        "_index": hit.index,
-                        "_id": hit.id,
-                        "if_seq_no": hit.seq_no,
-                        "if_primary_term": hit.primary_term,
-                        "doc": {"logwarden": fields},
-                    }
-                )
+        actions = [write_back(hit, {"logwarden": fields}) for hit, fields in marks]  # only if unchanged
         marked = set()
         outcomes = helpers.streaming_bulk(
             self.es, actions, max_retries=self.s.write_retries, initial_backoff=0.5, raise_on_error=False

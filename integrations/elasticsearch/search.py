@@ -64,6 +64,29 @@ def to_millis(value: Any) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
+def deep_merge(base: dict, patch: dict) -> dict:
+    """``base`` with ``patch`` merged in, objects key by key (as a partial ``update`` merges ``doc``)."""
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_back(hit: Hit, patch: dict, *, retry_on_conflict: int | None = None) -> dict:
+    """The bulk action (for the client's helpers) that merges ``patch`` into ``hit``: a partial ``update`` — with
+    ``retry_on_conflict``, or, without, only if the document is still the version read (``if_seq_no``); on a
+    data-stream backing index, which takes no updates, ``index`` of the merged source with ``if_seq_no``."""
+    target = {"_index": hit.index, "_id": hit.id}
+    read = {"if_seq_no": hit.seq_no, "if_primary_term": hit.primary_term}
+    if is_backing_index(hit.index):
+        return {"_op_type": "index", **target, **read, "_source": deep_merge(hit.source, patch)}
+    guard = read if retry_on_conflict is None else {"retry_on_conflict": retry_on_conflict}
+    return {"_op_type": "update", **target, **guard, "doc": patch}
+
+
 def iso(millis: int | None) -> str | None:
     if millis is None:
         return None

@@ -42,12 +42,13 @@ from logwarden.integrations.elasticsearch.checkpoint import Checkpoint, Checkpoi
 from logwarden.integrations.elasticsearch.metrics import WorkerMetrics
 from logwarden.integrations.elasticsearch.search import (
     Hit,
+    deep_merge,
     fetch,
-    is_backing_index,
     iso,
     iter_hits,
     logical_index,
     to_millis,
+    write_back,
 )
 from logwarden.integrations.elasticsearch.settings import WorkerSettings
 
@@ -81,16 +82,6 @@ class PassResult:
     writes: int = 0
     closed: int = 0
     open: int = 0
-
-
-def deep_merge(base: dict, patch: dict) -> dict:
-    out = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _rounded(value: Any) -> Any:
@@ -380,27 +371,7 @@ class EsWorker:
                     self.metrics.updates.labels("unchanged").inc()
                     continue
                 targets.append((hit, patch))
-                if is_backing_index(hit.index):
-                    actions.append(
-                        {
-                            "_op_type": "index",
-                            "_index": hit.index,
-                            "_id": hit.id,
-                            "if_seq_no": hit.seq_no,
-                            "if_primary_term": hit.primary_term,
-                            "_source": merged,
-                        }
-                    )
-                else:
-                    actions.append(
-                        {
-                            "_op_type": "update",
-                            "_index": hit.index,
-                            "_id": hit.id,
-                            "retry_on_conflict": self.s.retry_on_conflict,
-                            "doc": patch,
-                        }
-                    )
+                actions.append(write_back(hit, patch, retry_on_conflict=self.s.retry_on_conflict))
             if not actions:
                 return changed
             conflicts, failures = [], []
