@@ -127,6 +127,10 @@ def test_ndjson_as_other_shippers_write_it(proxy, es):
     enriched = json.loads(forwarded[2])
     assert enriched["host"] == {"name": "dn1"} and enriched["logwarden"]["status"] == "scored"
     assert es.sources("logs-fb")[0]["logwarden"]["status"] == "scored"
+    # an action line that is not an action: the whole body goes as it came, the cluster answers for it
+    unreadable = ndjson([{"index": {"_index": "x"}, "extra": 1}, {"message": LINES[0]}])
+    status, _, answer = raw(proxy.url + "/_bulk", unreadable, NDJSON)
+    assert status == 400 and es.bulk_requests()[-1].body == unreadable
     # no final newline: forwarded as it came, the cluster's 400 relayed
     status, _, answer = raw(proxy.url + "/_bulk", b'{"index":{"_index":"x"}}\n{"message":"m"}', NDJSON)
     assert status == 400 and "terminated by a newline" in json.loads(answer)["error"]["reason"]
