@@ -77,24 +77,20 @@ class BulkBody:
         self._parse(default_index)
 
     def _parse(self, default_index: str | None) -> None:
+        known: dict[bytes, tuple[str, dict] | None] = {}  # shippers repeat action lines: read each once
         i = 0
         while i < len(self.lines):
             action_line, line = i, self.lines[i].strip()
             i += 1
             if not line:
                 continue
-            try:
-                action = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            if line not in known:
+                known[line] = _action(line)
+            found = known[line]
+            if found is None:
                 self.readable = False
                 return
-            if not isinstance(action, dict) or len(action) != 1:
-                self.readable = False
-                return
-            op, meta = next(iter(action.items()))
-            if op not in OPS or not isinstance(meta, dict):
-                self.readable = False
-                return
+            op, meta = found
             source_line = None
             if op != "delete":
                 if i >= len(self.lines):
@@ -151,6 +147,18 @@ class BulkBody:
             if a.source_line is not None:
                 out.append(_terminated(self.lines[a.source_line]))
         return b"".join(out)
+
+
+def _action(line: bytes) -> tuple[str, dict] | None:
+    """``(op, metadata)`` of an action line, or None when it is not one."""
+    try:
+        action = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(action, dict) or len(action) != 1:
+        return None
+    op, meta = next(iter(action.items()))
+    return (op, meta) if op in OPS and isinstance(meta, dict) else None
 
 
 def _terminated(line: bytes) -> bytes:
