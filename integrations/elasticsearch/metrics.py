@@ -8,6 +8,11 @@ sessions scored, updates by status, labels, and ``logwarden_es_worker_lag_second
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -89,3 +94,31 @@ class WorkerMetrics(_Metrics):
         self.pass_seconds = Histogram(
             "logwarden_es_worker_pass_seconds", "Pass duration", buckets=LATENCY_BUCKETS, registry=r
         )
+
+
+def serve_ops(metrics: _Metrics, port: int, ready: Callable[[], tuple[bool, dict]], host: str = "127.0.0.1"):
+    """``/metrics``, ``/healthz`` (200 while the process runs) and ``/readyz`` (``ready()``: 200 or 503) on a
+    daemon thread, for a command without an event loop (the worker); returns the server (``.server_port``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                body, content_type, status = *metrics.render(), 200
+            elif self.path in ("/healthz", "/readyz"):
+                ok, detail = (True, {"status": "ok"}) if self.path == "/healthz" else ready()
+                body, content_type, status = json.dumps(detail).encode(), "application/json", 200 if ok else 503
+            else:
+                body, content_type, status = b"not found", "text/plain", 404
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # no access log on stderr
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="logwarden-ops", daemon=True).start()
+    return server

@@ -216,7 +216,10 @@ class WorkerSettings(ScorerSettings, EsConnectionSettings):
     labels: bool = Field(True, description="forward analysts' labels (logwarden.label) to the scoring server")
     label_batch: int = Field(500, ge=1, description="labels per request")
     score_budget_s: float = Field(60.0, gt=0, description="seconds a pass may wait for scores before retrying later")
-    metrics_port: int | None = Field(9466, ge=0, le=65535, description="port of /metrics (null: none)")
+    metrics_port: int | None = Field(
+        9466, ge=0, le=65535, description="port of /metrics, /healthz and /readyz (null: none)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="interface of the metrics port")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
     progress: bool = Field(True, description="back-fill: a progress bar on standard error")
 

@@ -39,7 +39,7 @@ from logwarden.core.errors import LogWardenError
 from logwarden.integrations.client.common import UNSCORED, Event, ScoredEvent, SessionVerdict
 from logwarden.integrations.elasticsearch.bulk import lookup
 from logwarden.integrations.elasticsearch.checkpoint import Checkpoint, CheckpointStore, OpenSession
-from logwarden.integrations.elasticsearch.metrics import WorkerMetrics
+from logwarden.integrations.elasticsearch.metrics import WorkerMetrics, serve_ops
 from logwarden.integrations.elasticsearch.search import (
     Hit,
     deep_merge,
@@ -420,10 +420,13 @@ def run(settings: WorkerSettings, *, backfill: list[str] | None = None, once: bo
     from logwarden.integrations.elasticsearch.labels import LabelForwarder
 
     metrics = WorkerMetrics()
-    if settings.metrics_port is not None:
-        from prometheus_client import start_http_server
+    state = {"status": "starting", "error": ""}
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    def ready() -> tuple[bool, dict]:  # ready once a pass (and label round) went through; not while failing
+        return state["status"] == "ok", dict(state)
+
+    if settings.metrics_port is not None:
+        serve_ops(metrics, settings.metrics_port, ready, host=settings.metrics_host)
     es = settings.es_client()
     scorer = LogWardenClient(settings.scorer, **settings.scorer_options(settings.score_budget_s))
     worker = EsWorker(settings, es, scorer, metrics=metrics)
@@ -440,16 +443,19 @@ def run(settings: WorkerSettings, *, backfill: list[str] | None = None, once: bo
             start, end = parse_time(backfill[0]), parse_time(backfill[1])
             if end <= start:
                 raise LogWardenError("--backfill FROM TO: TO must come after FROM")
+            state["status"] = "ok"
             read = worker.backfill(start, end, progress=settings.progress)
-            log.info("es worker back-fill done", documents=read)
+            log.info("es worker back-fill done", documents=read, stopped=worker.stopping.is_set())
             return 0
         while not worker.stopping.is_set():
             try:
                 worker.cycle()
                 if settings.labels:
                     labels.forward()
+                state.update(status="ok", error="")
             except (ScorerTrouble, WriteFailed) as exc:
                 worker.metrics.passes.labels("failed").inc()
+                state.update(status="failing", error=str(exc))
                 log.warning("es worker pass failed, trying again later", error=str(exc))
             except Exception as exc:  # the cluster unreachable and the like: wait and try again
                 from elasticsearch import ApiError, TransportError
@@ -457,6 +463,7 @@ def run(settings: WorkerSettings, *, backfill: list[str] | None = None, once: bo
                 if not isinstance(exc, ApiError | TransportError):
                     raise
                 worker.metrics.passes.labels("failed").inc()
+                state.update(status="failing", error=type(exc).__name__)
                 log.warning("es worker: Elasticsearch trouble, trying again later", error=f"{type(exc).__name__}")
             if once:
                 break

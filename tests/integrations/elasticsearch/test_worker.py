@@ -11,9 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import LogwardenProcess, free_port
 from elasticsearch import Elasticsearch, helpers
 from peers.elasticsearch import ElasticsearchPeer
 from support import engine_verdicts, sessions_by_block
@@ -298,3 +301,36 @@ def test_train_from_es_reads_an_index_oldest_first_without_labelled_anomalies(tm
     config = json.loads(next(out.glob("v*/config.json")).read_text())
     assert config["data"]["events"] == sum(len(v) for v in sessions.values()) - 1  # the one labelled anomaly
     assert len(ids) == 3
+
+
+def test_the_worker_process_reports_ready_and_stops_on_sigterm(es, scorer, sessions):
+    """``logwarden es-worker`` following an index: /readyz once a pass went through, metrics with the lag,
+    SIGTERM ends it after the current pass with exit code 0."""
+    index_sessions(es.url, dict(list(sessions.items())[:5]))
+    metrics_port = free_port()
+    args = ["es-worker", "--es-url", es.url, "--scorer", scorer.target, "--index", "logs-hdfs", "--lag-s", "0"]
+    args += ["--lookback-s", str(400 * 86400), "--poll-s", "0.2", "--metrics-port", str(metrics_port)]
+    process = LogwardenProcess(args, "es worker pass").start()
+    try:
+        base = f"http://127.0.0.1:{metrics_port}"
+        deadline = time.monotonic() + 30
+        while json.loads(urllib.request.urlopen(base + "/healthz", timeout=5).read())["status"] != "ok":
+            assert time.monotonic() < deadline
+        while True:
+            try:
+                ready = urllib.request.urlopen(base + "/readyz", timeout=5)
+                break
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503 and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert json.loads(ready.read())["status"] == "ok"
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        assert (
+            "logwarden_es_worker_lag_seconds" in metrics
+            and 'logwarden_es_worker_passes_total{outcome="done"}' in metrics
+        )
+        assert process.terminate() == 0
+        assert "es worker stopping after the current pass" in [e.get("event") for e in process.logs]
+    finally:
+        process.kill()
+    assert all(s["logwarden"]["session"]["state"] == "closed" for s in es.sources("logs-hdfs"))
