@@ -320,3 +320,22 @@ def test_scoring_off_passes_bulks_through_untouched(es, scorer):
         assert raw(proxy.url + "/_bulk", body, NDJSON)[0] == 200
     assert es.bulk_requests()[-1].body == body
     assert all("logwarden" not in s for s in es.sources("logs-hdfs"))
+
+
+@pytest.mark.xfail(strict=True, reason="needs issue 11: the server answers a replayed idempotency key from memory")
+def test_the_same_bulk_through_two_proxies_is_scored_once_by_the_server(es, scorer):
+    """The proxies' idempotency key (SHA-256 of the decompressed body) lets the server answer a replay from its
+    memory: a bulk retried through another proxy replica (no shared replay cache) advances no window twice."""
+    body = ndjson(bulk_lines(10, start=300))
+    with (
+        BackgroundProxy(upstream=es.url, scorer=scorer.target) as first,
+        BackgroundProxy(upstream=es.url, scorer=scorer.target) as second,
+    ):
+        before = scored_events(scorer)
+        assert raw(first.url + "/_bulk", body, NDJSON)[0] == 200
+        once = scored_events(scorer)
+        assert raw(second.url + "/_bulk", body, NDJSON)[0] == 200
+    assert once - before == 10
+    assert scored_events(scorer) == once
+    first_body, second_body = (r.body for r in es.bulk_requests()[-2:])
+    assert first_body == second_body
