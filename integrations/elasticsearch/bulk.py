@@ -128,9 +128,9 @@ class BulkBody:
         were; otherwise they are merged (``merge_enrichment``) and the source written anew."""
         line = self.lines[action.source_line]
         body = line.rstrip()
-        if source and body.endswith(b"}") and not any(k in source for k in fields):
-            extra = b"".join(b"," + dumps(k) + b":" + dumps(v) for k, v in fields.items())
-            self.lines[action.source_line] = body[:-1] + extra + b"}" + line[len(body) :]
+        if source and fields and body.endswith(b"}") and not any(k in source for k in fields):
+            members = dumps(fields)[1:-1]  # '"logwarden":{...},"event":{...}'
+            self.lines[action.source_line] = body[:-1] + b"," + members + b"}" + line[len(body) :]
         else:
             self.replace_source(action, merge_enrichment(source, fields))
 
@@ -165,8 +165,12 @@ def _terminated(line: bytes) -> bytes:
     return line if line.endswith(b"\n") else line + b"\n"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact JSON, UTF-8 (one encoder for every call: this runs once per document)."""
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def lookup(source: dict, path: str) -> Any:

@@ -26,12 +26,14 @@ order never change and the proxy never invents an item error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import signal
 import ssl
 import time
 from collections import Counter, OrderedDict
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -333,9 +335,12 @@ class EsProxy:
         """Enrich the documents that have a rule and a message; True when every one was scored, None when
         no document was touched."""
         groups: dict[str, list[tuple[Any, dict, Event]]] = {}
+        rules: dict[str | None, Any] = {}  # index -> its rule, found once per bulk
         skipped = 0
         for action in parsed.writes():
-            rule = rule_for(self.settings.rules, action.index)
+            if action.index not in rules:
+                rules[action.index] = rule_for(self.settings.rules, action.index)
+            rule = rules[action.index]
             source = parsed.source(action) if rule is not None else None
             message = lookup(source, rule.message_field) if source is not None else None
             if not isinstance(message, str) or not message:
@@ -427,8 +432,22 @@ class _TooLarge(Exception):
     pass
 
 
-def _timestamp(value: Any) -> Any:
-    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+def _timestamp(value: Any) -> float | None:
+    """Epoch seconds of a document's ``@timestamp`` (ISO 8601 text or epoch milliseconds), else None."""
+    if isinstance(value, str):
+        return _iso_seconds(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1000
+    return None
+
+
+@functools.lru_cache(maxsize=4096)  # a bulk's documents share a handful of timestamps
+def _iso_seconds(text: str) -> float | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _item_body(item: Any) -> Any:
