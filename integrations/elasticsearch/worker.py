@@ -26,6 +26,8 @@ tried again after ``poll_s``.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import threading
 import time
@@ -36,7 +38,7 @@ from typing import Any
 import structlog
 
 from logwarden.core.errors import LogWardenError
-from logwarden.integrations.client.common import UNSCORED, Event, ScoredEvent, SessionVerdict
+from logwarden.integrations.client.common import UNSCORED, Event, ScoredEvent, ScorerUnavailable, SessionVerdict
 from logwarden.integrations.elasticsearch.bulk import lookup
 from logwarden.integrations.elasticsearch.checkpoint import Checkpoint, CheckpointStore, OpenSession
 from logwarden.integrations.elasticsearch.metrics import WorkerMetrics, serve_ops
@@ -94,6 +96,42 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+class ModelRule:
+    """The served model's session rule, applied here as the server applies it (its line format, then a key
+    regex or a field), so that documents without a session field need no scoring call to find their session.
+    None (``of``) when the server must decide: model routes, time or count windows, or no answer."""
+
+    def __init__(self, line_format: str, rule) -> None:
+        from logwarden.core.parsing.formats import get_format
+
+        self.format, self.rule = get_format(line_format), rule
+        self.pattern = re.compile(rule.key_regex) if rule.kind == "key" else None
+
+    @classmethod
+    def of(cls, scorer, model: str) -> ModelRule | None:
+        from logwarden.core.parsing.sessions import SessionRule
+
+        if model:
+            return None
+        try:
+            info = scorer.model_info()
+            rule = SessionRule.from_dict(json.loads(info.get("session_rule_json") or "{}"))
+            if len(info.get("routes", [])) > 1 or rule.kind not in ("key", "field"):
+                return None
+            return cls(info.get("line_format", "plain"), rule)
+        except (ScorerUnavailable, LogWardenError, ValueError, TypeError):
+            return None  # the server finds the keys (one more call per pass)
+
+    def key(self, line: str) -> str | None:
+        from logwarden.core.parsing.sessions import session_key
+
+        try:
+            record = self.format.parse(line, times=False)
+        except LogWardenError:
+            return None
+        return session_key(self.rule, record, self.pattern)
+
+
 def session_fields(verdict: SessionVerdict) -> dict:
     return {
         "state": "closed",
@@ -125,12 +163,14 @@ class EsWorker:
         self.clock = clock
         self.stopping = threading.Event()
         self.store = CheckpointStore(es, settings.checkpoint_index, settings.checkpoint_id())
+        self._rule: ModelRule | None = None
 
     # -- driving --------------------------------------------------------------------------------
 
     def cycle(self) -> int:
         """Passes until the checkpoint reaches now − lag; the number of documents read."""
         s = self.s
+        self._rule = ModelRule.of(self.scorer, s.model)
         self.store.ensure_index()
         checkpoint = self.store.load()
         end = int((self.clock() - s.lag_s) * 1000)
@@ -298,11 +338,13 @@ class EsWorker:
                 out[h.ref] = known[h.ref]
                 continue
             value = lookup(h.source, self.s.session_field) if self.s.session_field else None
+            if value in (None, "") and self._rule is not None:
+                value = self._rule.key(self._message(h)) or self._source(h)
             if value not in (None, ""):
                 out[h.ref] = (self._source(h), str(value))
             else:
                 unknown.append(h)
-        if unknown:
+        if unknown:  # the model's rule needs the server (windows, routes, a line its format cannot read)
             events = [self._event(h, self._source(h), "") for h in unknown]
             found = self.scorer.score(
                 events, "sequence", budget_s=self.s.score_budget_s, partial_sessions=True, model=self.s.model

@@ -29,7 +29,7 @@ from logwarden.integrations.elasticsearch.checkpoint import CheckpointStore
 from logwarden.integrations.elasticsearch.labels import LabelForwarder
 from logwarden.integrations.elasticsearch.search import iso
 from logwarden.integrations.elasticsearch.settings import WorkerSettings
-from logwarden.integrations.elasticsearch.worker import EsWorker, ScorerTrouble
+from logwarden.integrations.elasticsearch.worker import EsWorker, ModelRule, ScorerTrouble
 
 REPO = Path(__file__).resolve().parents[3]
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -83,9 +83,13 @@ def expected(model_root, sessions):
     return {k: ("anomalous" if v.anomalous else "normal") for k, v in engine_verdicts(model_root, sessions).items()}
 
 
-def test_a_pass_writes_the_engines_whole_session_verdicts(es, scorer, sessions, expected):
-    """Documents without a session key get the model's (the blk_ id in the line); every complete session's
-    verdict is the engine's own for the whole session, on every one of its documents."""
+@pytest.mark.parametrize("keys", ["local", "server"])
+def test_a_pass_writes_the_engines_whole_session_verdicts(es, scorer, sessions, expected, keys, monkeypatch):
+    """Documents without a session key get the model's (the blk_ id in the line: found here with the model's
+    rule, or by the server when the worker cannot apply the rule itself); every complete session's verdict
+    is the engine's own for the whole session, on every one of its documents."""
+    if keys == "server":
+        monkeypatch.setattr(ModelRule, "of", classmethod(lambda cls, scorer, model: None))
     n = index_sessions(es.url, sessions)
     end = BASE_MS + 3_600_000
     assert worker(es.url, scorer.target, end).cycle() == n
@@ -96,6 +100,18 @@ def test_a_pass_writes_the_engines_whole_session_verdicts(es, scorer, sessions, 
     assert checkpoint.watermark_ms == end and checkpoint.open == []
     assert worker(es.url, scorer.target, end + 1000).cycle() == 0  # nothing new: nothing written
     assert {h["_version"] for h in es.hits("logs-hdfs")} == {2}
+
+
+def test_the_model_rule_applied_here_finds_the_servers_session_keys(scorer, sessions):
+    lines = [*[line for block in sessions.values() for line in block][:300], "a line with no block id"]
+    with LogWardenClient(scorer.target) as client:
+        rule = ModelRule.of(client, "")
+        assert rule is not None and rule.rule.kind == "key"
+        found = client.score(lines, "sequence", partial_sessions=True)
+    assert [rule.key(line) or "" for line in lines] == [
+        r.session_key if r.session_key != r.source else "" for r in found
+    ]
+    assert ModelRule.of(LogWardenClient(scorer.target), "hdfs-route") is None  # routes: the server decides
 
 
 def test_open_sessions_are_carried_to_the_pass_that_sees_their_end(es, scorer, sessions, expected):
