@@ -244,6 +244,11 @@ class EsProxy:
             response = es_error(
                 413, "content_too_long_exception", f"request body is larger than {self.settings.max_body_bytes} bytes"
             )
+        except (asyncio.CancelledError, web.HTTPException):
+            raise
+        except Exception as exc:  # a fault of the proxy's own: 500 (shippers retry it), never a lost request
+            log.error("es proxy: request failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
+            response = es_error(500, "logwarden_proxy_exception", f"the proxy failed: {type(exc).__name__}")
         finally:
             self.metrics.in_flight.dec()
         self.metrics.requests.labels(kind, str(response.status)).inc()
