@@ -18,6 +18,8 @@ from conftest import LINES, BackgroundProxy
 from elasticsearch import ApiError, Elasticsearch, helpers
 from peers.elasticsearch import ElasticsearchPeer
 
+from logwarden.integrations.elasticsearch.proxy import EsProxy
+
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
@@ -339,3 +341,15 @@ def test_the_same_bulk_through_two_proxies_is_scored_once_by_the_server(es, scor
     assert scored_events(scorer) == once
     first_body, second_body = (r.body for r in es.bulk_requests()[-2:])
     assert first_body == second_body
+
+
+def test_a_fault_of_the_proxy_is_a_500_the_shipper_retries(proxy, es, monkeypatch):
+    async def broken(self, parsed, key):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(EsProxy, "_score", broken)
+    status, headers, answer = raw(proxy.url + "/_bulk", ndjson(bulk_lines(2)), NDJSON)
+    assert status == 500 and headers["X-Elastic-Product"] == "Elasticsearch"
+    assert json.loads(answer)["error"]["type"] == "logwarden_proxy_exception" and es.count("logs-hdfs") == 0
+    monkeypatch.undo()
+    assert raw(proxy.url + "/_bulk", ndjson(bulk_lines(2)), NDJSON)[0] == 200 and es.count("logs-hdfs") == 2
