@@ -84,8 +84,8 @@ class _Base:
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             # a restarted scorer is found again within seconds (gRPC's default backoff grows to 120 s, and
             # calls fail at once while it waits: every event would pass unscored until then)
+            # (grpc.min_reconnect_backoff_ms is left alone: it is also the connect timeout)
             ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.min_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
         ]
         if load_balancing:  # e.g. "round_robin" over every address of a dns:/// target
