@@ -27,6 +27,7 @@ from logwarden.grpc_server import heap
 from logwarden.grpc_server.gateway.app import HttpGateway
 from logwarden.grpc_server.observability import ServerMetrics
 from logwarden.grpc_server.rpc.auth import HEALTH_PREFIX, BearerTokenInterceptor
+from logwarden.grpc_server.rpc.otlp import OtlpIngest
 from logwarden.grpc_server.rpc.servicers import add_all
 from logwarden.grpc_server.security import grpc_credentials
 from logwarden.grpc_server.service.label_sink import StoreLabelSink, open_label_sink
@@ -112,6 +113,8 @@ class LogWardenServer:
             interceptors=interceptors, options=options, maximum_concurrent_rpcs=s.max_concurrent_rpcs
         )
         names = add_all(self._server, self.service, lambda: self._draining)
+        if s.otlp.enabled:
+            names.append(OtlpIngest.register(self))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         for name in ("", *names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

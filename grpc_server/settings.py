@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import CliSuppress
 
 from logwarden.core.settings import CommandSettings, load
+from logwarden.grpc_server.rpc.otlp import OtlpSettings
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -114,6 +115,10 @@ class Settings(CommandSettings):
         ge=0,
         validation_alias=_alias("shutdown_grace_s", "shutdown_grace"),
         description="SIGTERM: seconds to drain in-flight calls",
+    )
+
+    otlp: OtlpSettings = Field(
+        default_factory=OtlpSettings, description="OTLP/gRPC logs ingest and its next hop (grpc_server/rpc/otlp.py)"
     )
 
     @model_validator(mode="after")

@@ -140,11 +140,11 @@ class ScoredEvent:
                 template_id=self.template_id,
                 new_template=self.new_template,
                 rank=self.rank,
-                reason_code=self.reason_code,
-                model=self.model,
                 model_version=self.model_version,
                 session_key=self.session_key,
                 expected=[e.template for e in self.expected],
+                reason_code=self.reason_code,
+                model=self.model,
             )
         elif self.status == INVALID:
             out.update(error=self.error, error_field=self.error_field)

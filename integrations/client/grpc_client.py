@@ -43,7 +43,6 @@ log = logging.getLogger("logwarden.client")
 MODES = {"stream": pb.SCORING_MODE_STREAM, "sequence": pb.SCORING_MODE_SEQUENCE}
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE: "scorer unavailable", grpc.StatusCode.RESOURCE_EXHAUSTED: "scorer overloaded"}
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-RECONNECT_BACKOFF_MAX_MS = 2000
 LABEL_ENUMS = {
     "target": "LABEL_TARGET_",
     "value": "LABEL_VALUE_",
@@ -82,11 +81,10 @@ class _Base:
         self._options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            # a restarted scorer is found again within seconds (gRPC's default backoff grows to 120 s, and
-            # calls fail at once while it waits: every event would pass unscored until then)
-            # (grpc.min_reconnect_backoff_ms is left alone: it is also the connect timeout)
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
+            # a restarted scorer is found again within seconds (gRPC's default reconnect backoff grows to 120 s,
+            # and every call meanwhile fails open: events unscored long after the scorer is back)
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ]
         if load_balancing:  # e.g. "round_robin" over every address of a dns:/// target
             self._options.append(("grpc.lb_policy_name", load_balancing))
