@@ -1,11 +1,16 @@
 """The ``grpc.aio`` server: LogWarden's services, standard health and reflection, auth, TLS, limits,
 graceful shutdown (SIGTERM/SIGINT drain in-flight calls) and hot reload (SIGHUP or ReloadModel).
 
-Shutdown order: health turns NOT_SERVING, open streams end after their current message, the server
-stops accepting calls and waits up to ``shutdown_grace_s`` for accepted ones, then the scheduler
-finishes what is queued. Companions (the HTTP/JSON gateway) are objects with ``async start(server)``
-and ``async stop()`` appended to ``server.companions`` before ``start``; they reach the scorer as
-``server.service`` and the metrics as ``server.metrics.render()``.
+Shutdown order: health turns NOT_SERVING, open streams end after their current message (UNAVAILABLE:
+what they sent after it is not scored, see ``rpc/servicers.py``), the server stops accepting calls
+and waits up to ``shutdown_grace_s`` for accepted ones, then the scheduler finishes what is queued.
+Companions (the HTTP/JSON gateway, the standalone metrics endpoint) are objects with ``async
+start(server)`` and ``async stop()`` appended to ``server.companions`` before ``start``; they reach the
+scorer as ``server.service`` and the metrics as ``server.metrics.render()``.
+
+Overload: at most ``max_concurrent_rpcs`` calls run (``rpc/limits.py``); every overload answer carries
+the ``logwarden-overloaded`` mark, so that a RESOURCE_EXHAUSTED without it (gRPC's own answer to a
+message over ``max_request_bytes``) is known for what it is: too large, never worth a retry.
 
 Labels: with ``label_db`` set (and no ``labels`` sink passed in) the server opens that SQLite label
 store, recalibrates K per source from the labels on the served version at start and after each
@@ -24,9 +29,10 @@ from grpc_reflection.v1alpha import reflection
 
 from logwarden.core.errors import LogWardenError
 from logwarden.grpc_server import heap
-from logwarden.grpc_server.gateway.app import HttpGateway
+from logwarden.grpc_server.gateway.app import HttpGateway, MetricsEndpoint
 from logwarden.grpc_server.observability import ServerMetrics
 from logwarden.grpc_server.rpc.auth import HEALTH_PREFIX, BearerTokenInterceptor
+from logwarden.grpc_server.rpc.limits import ConcurrencyLimit
 from logwarden.grpc_server.rpc.otlp import OtlpIngest
 from logwarden.grpc_server.rpc.servicers import add_all
 from logwarden.grpc_server.security import grpc_credentials
@@ -44,7 +50,9 @@ log = structlog.get_logger("logwarden.server")
 
 def open_window_store(settings: Settings) -> WindowStore:
     if not settings.redis_url:
-        return MemoryWindowStore(settings.window_max_sessions, settings.window_ttl_s)
+        return MemoryWindowStore(
+            settings.window_max_sessions, settings.window_ttl_s, max_bytes=settings.window_max_bytes
+        )
     try:
         from logwarden.grpc_server.service.windows.redis import RedisWindowStore
     except ImportError as exc:
@@ -63,18 +71,26 @@ class LogWardenServer:
     ) -> None:
         self.settings = settings
         self.metrics = ServerMetrics()
-        self.holder = ModelHolder(settings.model_path, backend=settings.model_backend, device=settings.model_device)
+        self.holder = ModelHolder(
+            settings.model_path,
+            backend=settings.model_backend,
+            device=settings.model_device,
+            parser_cache_bytes=settings.parser_cache_max_bytes,
+        )
         self.windows = windows or open_window_store(settings)
         self.labels = labels
         self.k_lookup = k_lookup
         self.label_sink: StoreLabelSink | None = None  # the label_db store, when this server opened one
         self.companions: list = [HttpGateway()] if settings.http_port is not None else []
+        if settings.metrics_port is not None:
+            self.companions.append(MetricsEndpoint())
         self.service: ScoringService | None = None
         self.scheduler: Scheduler | None = None
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._draining = False
+        self._drain_started = asyncio.Event()  # open streams end (UNAVAILABLE) when it is set
         self._stopped = asyncio.Event()
 
     async def start(self) -> int:
@@ -106,13 +122,16 @@ class LogWardenServer:
             labels=self.labels,
             on_model_change=self.label_sink.model_changed if self.label_sink else None,
         )
-        tokens = [t.get_secret_value() for t in s.auth_tokens]
-        interceptors = [BearerTokenInterceptor(tokens, () if s.auth_health else (HEALTH_PREFIX,))] if tokens else []
+        tokens = s.tokens
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if tokens:
+            open_prefixes = () if s.auth_health else (HEALTH_PREFIX,)
+            interceptors.append(BearerTokenInterceptor(s.tokens, open_prefixes, admin_tokens=s.admin_token_values))
+        if s.max_concurrent_rpcs is not None:
+            interceptors.append(ConcurrencyLimit(s.max_concurrent_rpcs, exempt_prefixes=(HEALTH_PREFIX,)))
         options = [("grpc.max_receive_message_length", s.max_request_bytes), ("grpc.so_reuseport", 0)]
-        self._server = grpc.aio.server(
-            interceptors=interceptors, options=options, maximum_concurrent_rpcs=s.max_concurrent_rpcs
-        )
-        names = add_all(self._server, self.service, lambda: self._draining)
+        self._server = grpc.aio.server(interceptors=interceptors, options=options)
+        names = add_all(self._server, self.service, self._drain_started)
         if s.otlp.enabled:
             names.append(OtlpIngest.register(self))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -125,8 +144,6 @@ class LogWardenServer:
         else:
             self.port = self._server.add_insecure_port(address)
         await self._server.start()
-        if s.metrics_port is not None:
-            self.metrics.serve_standalone(s.metrics_port, s.host)
         try:
             for companion in self.companions:
                 await companion.start(self)
@@ -151,6 +168,7 @@ class LogWardenServer:
             await self._stopped.wait()
             return
         self._draining = True
+        self._drain_started.set()
         grace = self.settings.shutdown_grace_s if grace is None else grace
         log.info("draining", grace_s=grace)
         await self._health.enter_graceful_shutdown()

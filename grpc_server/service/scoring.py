@@ -44,7 +44,7 @@ from typing import Protocol
 from logwarden.core.detect.detector import EventVerdict
 from logwarden.core.errors import LogWardenError
 from logwarden.core.parsing.sessions import Event as ParsedEvent
-from logwarden.core.parsing.sessions import build_sessions, session_key
+from logwarden.core.parsing.sessions import build_sessions, in_time_range, session_key
 from logwarden.core.records import LogRecord
 from logwarden.grpc_server.observability import ServerMetrics
 from logwarden.grpc_server.service.errors import DeadlineExceeded, InvalidRequest, ServiceError, Unimplemented
@@ -152,13 +152,13 @@ class ScoringService:
                 record.line_no = i  # where the window's events came from in the request
                 if record.timestamp is None:
                     record.timestamp = event.timestamp
-                if rule.kind == "time" and record.timestamp is None:
+                if rule.kind == "time" and not in_time_range(record.timestamp):
                     results[i] = EventOut(
                         id=event.id,
                         status=INVALID,
                         error_field=f"events[{i}].timestamp",
-                        error="this model's sessions are time windows: send a timestamp (or a "
-                        "line whose format carries one)",
+                        error="this model's sessions are time windows: send a timestamp (or a line whose "
+                        "format carries one) between the years 1 and 9999",
                         model_version=model.version,
                         source=event.source,
                     )
@@ -188,14 +188,14 @@ class ScoringService:
             else:
                 scores = await self._submit(model, ordered, [[] for _ in ordered], [True] * len(ordered), deadline)
             for group, score in zip(ordered, scores, strict=True):
-                for i, content, key, verdict in zip(
-                    group.indices, group.contents, score.keys, score.verdict.events, strict=True
+                for i, key, template, verdict in zip(
+                    group.indices, score.keys, score.new_templates, score.verdict.events, strict=True
                 ):
                     if results[i] is not None:  # overlapping windows: an event's verdict is from its first window
                         continue
                     results[i] = out_i = _event_out(events[i].id, verdict, key, version, group, warnings[i])
-                    if key is None:  # a new template: show the line as the template it would be
-                        out_i.template = model.detector.new_template_text(content)
+                    if template is not None:  # a new template: show the line as the template it would be
+                        out_i.template = template
                 if mode == "sequence" or group.complete:
                     sessions.append(_session_out(group, score, model))
         out = ScoreOutput([r for r in results if r is not None], sessions, model.version)
