@@ -175,3 +175,76 @@ def test_the_dashboard_saved_objects_reference_what_they_use():
             for column in layer["columns"].values():
                 field = column["sourceField"]
                 assert field in MAPPING or field in ("@timestamp", "___records___"), field
+
+
+def render_mustache(template: str, document: dict) -> str:
+    """An ingest ``set`` value with ``{{{field}}}`` references, as Elasticsearch renders it (missing: empty)."""
+
+    def value(match: re.Match) -> str:
+        node = document
+        for part in match.group(1).split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return "" if node is None else str(node)
+
+    return re.sub(r"\{\{\{([^}]+)\}\}\}", value, template)
+
+
+@pytest.fixture(scope="module")
+def gateway(model_root):
+    from logwarden.grpc_server.gateway.app import HttpGateway
+    from logwarden.grpc_server.settings import load_settings
+    from logwarden.grpc_server.testing import BackgroundServer
+
+    with BackgroundServer(load_settings(None, model_path=model_root, grpc_port=0, http_port=0)) as bg:
+        port = next(c for c in bg.server.companions if isinstance(c, HttpGateway)).port
+        yield f"http://127.0.0.1:{port}"
+
+
+def post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_completion_route_answers_what_the_inference_pipeline_unpacks(gateway):
+    """Elasticsearch's side stood in for step by step: the pipeline's ``set`` packs the document, the
+    ``custom`` service renders its request template (``${input}`` = the JSON string) and sends it with its
+    headers, takes ``$.completion`` (a string), the ``json`` processor parses it, the script copies it."""
+    endpoint = load("inference/logwarden-completion.json")["service_settings"]
+    pipeline = load("pipelines/logwarden-completion.json")["processors"]
+    document = {"message": LINE, "host": {"name": "dn-9"}, "event": {"dataset": "hdfs"}}
+    packed = render_mustache(pipeline[0]["set"]["value"], document)
+    assert packed == f"dn-9\u001f\u001f{LINE}"
+    body = endpoint["request"].replace("${input}", json.dumps(packed)).encode()
+    headers = {k: v.replace("${token}", "unused") for k, v in endpoint["headers"].items()}
+    status, answer = post(gateway + "/v1/score/completion", body, headers)
+    assert status == 200 and isinstance(answer["completion"], str)  # $.completion must be a string
+    result = json.loads(answer["completion"])  # the json processor
+    document["logwarden"] = result["logwarden"]  # the script: logwarden replaced, event.* merged
+    document["event"].update(result["event"])
+    assert document["logwarden"]["status"] == "scored" and document["logwarden"]["source"] == "dn-9"
+    assert document["event"]["dataset"] == "hdfs" and 0 <= document["event"]["risk_score"] <= 100
+    status, plain = post(gateway + "/v1/score/completion", json.dumps({"input": LINE}).encode(), headers)
+    assert status == 200 and json.loads(plain["completion"])["logwarden"]["template"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"input": "a\u001fb"}, "input"),  # two parts: neither a line nor source␟session␟line
+        ({"input": ""}, "input"),  # an empty line can never score
+        ({"inputs": [LINE]}, "input"),  # the field it needs is missing
+        (["not", "an", "object"], "body"),
+    ],
+)
+def test_the_completion_route_refuses_what_can_never_score_naming_the_field(gateway, body, field):
+    status, answer = post(
+        gateway + "/v1/score/completion", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    assert status == 400 and answer["error"]["field"] == field
