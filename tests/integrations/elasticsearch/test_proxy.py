@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import LINES, BackgroundProxy
 from elasticsearch import ApiError, Elasticsearch, helpers
+from es_support import LINES, BackgroundProxy
 from peers.elasticsearch import ElasticsearchPeer
 
 from logwarden.integrations.elasticsearch.proxy import EsProxy

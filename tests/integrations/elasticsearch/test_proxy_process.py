@@ -9,8 +9,8 @@ import threading
 import time
 import urllib.request
 
-from conftest import LINES, BackgroundProxy, LogwardenProcess, free_port
 from elasticsearch import Elasticsearch
+from es_support import LINES, BackgroundProxy, LogwardenProcess, free_port
 from peers.syslog_ng import SyslogNg
 
 

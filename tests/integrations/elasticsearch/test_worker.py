@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import LogwardenProcess, free_port
 from elasticsearch import Elasticsearch, helpers
+from es_support import LogwardenProcess, free_port
 from peers.elasticsearch import ElasticsearchPeer
 from support import engine_verdicts, sessions_by_block
 

@@ -5,7 +5,7 @@ own process) is killed with SIGKILL and started again, and while the cluster ans
 requests and 429 for items. Every document must be indexed exactly once, scored or marked unscored.
 
 ``LOGWARDEN_NO_LOSS_DOCS`` sets the count (default 10,000 to keep the suite short; the issue's figure is
-``LOGWARDEN_NO_LOSS_DOCS=100000 pytest tests/integrations/elasticsearch/test_no_loss.py``)."""
+``LOGWARDEN_NO_LOSS_DOCS=100000 pytest tests/integrations/elasticsearch/test_es_no_loss.py``)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import threading
 import time
 from collections import Counter
 
-from conftest import LINES, BackgroundProxy
 from elasticsearch import Elasticsearch, helpers
+from es_support import LINES, BackgroundProxy
 
 from logwarden.integrations.client import LogWardenClient
 
