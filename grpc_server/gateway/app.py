@@ -362,8 +362,17 @@ class HttpGateway(_HttpSite):
         if len(request_id.encode()) > limits.max_field_bytes:
             raise InvalidRequest("request_id", f"longer than {limits.max_field_bytes} bytes")
         good = [e for e in decoded if isinstance(e, EventIn)]
+        key = request.headers.get("Idempotency-Key", decoded_request.idempotency_key)
         if good:
-            scoring = self.service.score(good, decoded_request.mode, timeout=timeout)
+            scoring = self.service.score(
+                good,
+                decoded_request.mode,
+                timeout=timeout,
+                idempotency_key=key,
+                model=decoded_request.model,
+                window_scope=decoded_request.window_scope,
+                partial_sessions=decoded_request.partial_sessions,
+            )
             out = await self._bounded(scoring, timeout)
         else:
             out = ScoreOutput([], [], self.service.model_info().version)
@@ -379,7 +388,7 @@ class HttpGateway(_HttpSite):
         invalid = len(decoded) - len(good)
         if invalid:
             self.server.metrics.events.labels(out.model_version, "invalid").inc(invalid)
-        response = ScoreOutput(results, out.sessions, out.model_version).to_dict()
+        response = ScoreOutput(results, out.sessions, out.model_version, out.replayed, out.model).to_dict()
         response["request_id"] = request_id
         return _json_response(response)
 
@@ -423,11 +432,12 @@ class HttpGateway(_HttpSite):
         return _json_response({"results": [r.to_dict() for r in results]})
 
     async def model(self, request: web.Request) -> web.Response:
-        return _json_response(self.service.model_info().to_dict())
+        route = request.query.get("model", "")
+        return _json_response(self.service.model_info(route).to_dict())
 
     async def reload(self, request: web.Request) -> web.Response:
-        version = wire.decode_reload(await self._json(request, empty={}))
-        previous, info, changed = await self.service.reload_model(version)
+        version, route = wire.decode_reload(await self._json(request, empty={}))
+        previous, info, changed = await self.service.reload_model(version, route)
         log.info("model reloaded", previous=previous, version=info.version, changed=changed, via="http")
         return _json_response({"previous_version": previous, "model": info.to_dict(), "changed": changed})
 

@@ -243,6 +243,7 @@ class SubmitLabelsRequest(Request):
 
 class ReloadRequest(Request):
     version: Text = Field("", description="the version to serve; empty or null: the newest")
+    model: Text = Field("", description="the model route to reload; empty: the default model")
 
 
 class LogstashEvent(BaseModel):
@@ -345,6 +346,14 @@ class SubmitLabelsResponse(Response):
     results: list[LabelResult]
 
 
+class ModelRoute(Response):
+    name: str
+    version: str
+    path: str
+    rules: list[dict[str, str]] = Field(description="attribute rules; an event matching any one goes here")
+    is_default: bool
+
+
 class ModelInfo(Response):
     version: str
     path: str
@@ -356,6 +365,8 @@ class ModelInfo(Response):
     available_versions: list[str]
     loaded_at: float
     max_context: int
+    name: str = Field(description="this model's route name")
+    routes: list[ModelRoute] = Field(description="every served model and the rules that route events to it")
 
 
 class ReloadResponse(Response):
@@ -454,9 +465,10 @@ def decode_completion(body: Any) -> EventIn:
     return request.to_service()
 
 
-def decode_reload(body: Any) -> str | None:
+def decode_reload(body: Any) -> tuple[str | None, str]:
+    """The version (None: the newest) and the model route ("": the default) a reload asks for."""
     request, _ = _validate(ReloadRequest, body, "")
-    return request.version or None
+    return request.version or None, request.model
 
 
 def _items(body: Any, name: str, limits: Limits) -> list:
