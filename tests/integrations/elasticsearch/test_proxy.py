@@ -324,7 +324,6 @@ def test_scoring_off_passes_bulks_through_untouched(es, scorer):
     assert all("logwarden" not in s for s in es.sources("logs-hdfs"))
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 11: the server answers a replayed idempotency key from memory")
 def test_the_same_bulk_through_two_proxies_is_scored_once_by_the_server(es, scorer):
     """The proxies' idempotency key (SHA-256 of the decompressed body) lets the server answer a replay from its
     memory: a bulk retried through another proxy replica (no shared replay cache) advances no window twice."""
