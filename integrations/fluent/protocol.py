@@ -51,16 +51,19 @@ class Frame:
         return self.options.get("chunk")
 
     def key(self) -> str:
-        """The chunk's idempotency key: its chunk id when it has one, else SHA-256 of its entries."""
-        chunk = self.chunk
-        if isinstance(chunk, str) and chunk:
-            return chunk.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        if isinstance(chunk, bytes) and chunk:
-            return base64.b64encode(chunk).decode()
+        """The chunk's idempotency key: its chunk id (when it has one) and SHA-256 of its entries. A resend
+        carries both unchanged; a client that reuses chunk ids (a counter restarting with the process) for
+        other records still gets a key of their own."""
         payload = self.payload
         if payload is None:
             payload = packer().pack([entry(r) for r in self.records])
-        return "sha256:" + hashlib.sha256(payload).hexdigest()
+        digest = hashlib.sha256(payload).hexdigest()[:32]
+        chunk = self.chunk
+        if isinstance(chunk, str) and chunk:
+            return chunk.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:128] + ":" + digest
+        if isinstance(chunk, bytes) and chunk:
+            return base64.b64encode(chunk[:96]).decode() + ":" + digest
+        return "sha256:" + digest
 
 
 def _ext(code: int, data: bytes) -> ExtType:

@@ -7,7 +7,7 @@ connection is not read while one is handled, so a slow next hop slows the sender
 reading) instead of filling memory. For each chunk:
 
 1. decode (all four modes, both entry shapes; limits ``max_frame_bytes`` and ``max_chunk_bytes``);
-2. score through the client library (stream mode, ``idempotency_key`` = the chunk id, else SHA-256 of the
+2. score through the client library (stream mode, ``idempotency_key`` = the chunk id and SHA-256 of the
    entries); the scorer down, slow or overloaded ⇒ the records go on marked ``logwarden.status: unscored``;
 3. re-emit to the next hop; when it does not accept them, close the connection **without an ack** (Fluent
    Bit retries the chunk from its own buffer, so the receiver needs no disk queue);

@@ -66,7 +66,7 @@ def test_compressed_gzip_single_and_concatenated_members():
         assert frame.mode == "compressed" and [r.record["log"] for r in frame.records] == [
             f"line {i}" for i in range(50)
         ]
-        assert frame.key() == cid
+        assert frame.key() == f"{cid}:{hashlib.sha256(pack_entries(entries)).hexdigest()[:32]}"
 
 
 def test_compressed_zstd():
@@ -86,7 +86,10 @@ def test_heartbeat_is_nil_and_key_without_chunk_is_sha256_of_entries():
     assert _frame(msgpack.packb(None)) is None
     payload = pack_entries([[1, {"log": "a"}]])
     frame = _frame(msgpack.packb(["t", payload]))
-    assert frame.key() == "sha256:" + hashlib.sha256(payload).hexdigest()
+    assert frame.key() == "sha256:" + hashlib.sha256(payload).hexdigest()[:32]
+    reused = _frame(msgpack.packb(["t", pack_entries([[1, {"log": "b"}]]), {"chunk": "1"}]))
+    again = _frame(msgpack.packb(["t", payload, {"chunk": "1"}]))
+    assert reused.key() != again.key() and again.key().startswith("1:")  # a reused chunk id: another key
 
 
 def test_invalid_utf8_survives_and_the_ack_echoes_the_chunk_exactly():
