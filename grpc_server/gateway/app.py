@@ -11,6 +11,8 @@ Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase i
                             -> {"results": [EventResult], "sessions": [SessionResult], "model_version", "request_id"}
     POST /v1/score/event    one Logstash event (or a text/plain raw line) -> {"logwarden": {...}, "event": {...}}
     POST /v1/labels         {"labels": [Label]} -> {"results": [LabelResult]}       (501 without a label store)
+    GET  /v1/labels         ?since=&after_id=&source=&limit=&include_retracted= -> {"labels": [...], "next_after_id"}
+    POST /v1/labels/retract {"label_ids": [...], "external_ids": [...], "analyst"} -> {"results": [RetractResult]}
     GET  /v1/model          ModelInfo
     POST /v1/model/reload   {"version": "..."} (empty body: the newest) -> {"previous_version", "model", "changed"}
     GET  /healthz           liveness: 200 while the process serves HTTP
@@ -281,6 +283,8 @@ class HttpGateway(_HttpSite):
             web.post("/v1/score", self.score),
             web.post("/v1/score/event", self.score_event),
             web.post("/v1/labels", self.labels),
+            web.get("/v1/labels", self.list_labels),
+            web.post("/v1/labels/retract", self.retract_labels),
             web.get("/v1/model", self.model),
             web.post("/v1/model/reload", self.reload),
             web.get("/healthz", self.healthz),
@@ -407,6 +411,15 @@ class HttpGateway(_HttpSite):
                 continue
             results.append(_reindex(stored[k], "labels", k, i))
             k += 1
+        return _json_response({"results": [r.to_dict() for r in results]})
+
+    async def list_labels(self, request: web.Request) -> web.Response:
+        page = await self.service.list_labels(wire.decode_label_query(request.query))
+        return _json_response(page.to_dict())
+
+    async def retract_labels(self, request: web.Request) -> web.Response:
+        body = wire.decode_retract(await self._json(request))
+        results = await self.service.retract_labels(body.label_ids, body.external_ids, body.analyst)
         return _json_response({"results": [r.to_dict() for r in results]})
 
     async def model(self, request: web.Request) -> web.Response:

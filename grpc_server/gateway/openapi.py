@@ -23,11 +23,19 @@ HDFS_LINE_2 = (
     "081109 203519 145 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block "
     "blk_-1608999687919862906 terminating"
 )
-REQUESTS = (wire.ScoreRequest, wire.SubmitLabelsRequest, wire.ReloadRequest, wire.LogstashEvent)
+REQUESTS = (
+    wire.ScoreRequest,
+    wire.SubmitLabelsRequest,
+    wire.RetractLabelsRequest,
+    wire.ReloadRequest,
+    wire.LogstashEvent,
+)
 RESPONSES = (
     wire.ScoreResponse,
     wire.LogstashResponse,
     wire.SubmitLabelsResponse,
+    wire.ListLabelsResponse,
+    wire.RetractLabelsResponse,
     wire.ModelInfo,
     wire.ReloadResponse,
     wire.Error,
@@ -81,8 +89,14 @@ def schemas(max_events: int) -> dict[str, Any]:
 
 
 def _query(model: type[BaseModel]) -> list[dict]:
+    properties = model.model_json_schema()["properties"]
     return [
-        {"name": name, "in": "query", "schema": {"type": "string"}, "description": field.description or ""}
+        {
+            "name": name,
+            "in": "query",
+            "schema": {k: v for k, v in properties[name].items() if k in ("type", "minimum")},
+            "description": field.description or "",
+        }
         for name, field in model.model_fields.items()
     ]
 
@@ -184,6 +198,25 @@ def document(max_events: int = 2000) -> dict:
                 wire.SubmitLabelsResponse,
                 ("400", "401", "408", "413", "500", "501", "503"),
                 body=_json(wire.SubmitLabelsRequest, {"session": labels}),
+            ),
+            "get": _op(
+                "listLabels",
+                "Stored labels in store order, one page (next_after_id continues)",
+                wire.ListLabelsResponse,
+                ("400", "401", "500", "501", "503"),
+                params=_query(wire.ListLabelsQuery),
+            ),
+        },
+        "/v1/labels/retract": {
+            "post": _op(
+                "retractLabels",
+                "Withdraw labels by store id or external id (one result per id)",
+                wire.RetractLabelsResponse,
+                ("400", "401", "408", "413", "500", "501", "503"),
+                body=_json(
+                    wire.RetractLabelsRequest,
+                    {"by_external_id": {"external_ids": ["splunk:main:42"], "analyst": "ann"}},
+                ),
             )
         },
         "/v1/model": {"get": _op("getModelInfo", "The served model", wire.ModelInfo, ("401",))},
