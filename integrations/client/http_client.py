@@ -1,5 +1,6 @@
-"""The HTTP/JSON client (``POST /v1/score``, ``POST /v1/labels``, ``GET /v1/model``): the standard library
-only, so it runs where grpcio cannot be loaded (Splunk's bundled Python 3.9 / 3.13)."""
+"""The HTTP/JSON client (``POST /v1/score``, ``POST|GET /v1/labels``, ``POST /v1/labels/retract``,
+``GET /v1/model``): the standard library only, so it runs where grpcio cannot be loaded (Splunk's bundled
+Python 3.9 / 3.13)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,6 +36,8 @@ from .common import (
     as_event,
     call_with_retries,
     check_mode,
+    iter_pages,
+    label_filters,
 )
 
 log = logging.getLogger("logwarden.client")
@@ -134,9 +138,69 @@ class HttpClient:
         return plan.done(log), plan.sessions
 
     def submit_labels(self, labels: Iterable[Mapping[str, Any]], *, budget_s: float | None = None) -> list[dict]:
-        """Store analysts' labels (dicts with the Label fields); ``ScorerUnavailable`` when that fails."""
+        """Store analysts' labels (dicts with the Label fields); one result each (``accepted``, ``label_id``,
+        ``duplicate``: stored before under its ``external_id``, ``replaced``: it replaced a changed one);
+        ``ScorerUnavailable`` when that fails."""
         body = json.dumps({"labels": list(labels)}, ensure_ascii=False).encode()
         return self._must("POST", "/v1/labels", body, budget_s)["results"]
+
+    def list_labels(
+        self,
+        *,
+        since: Any = None,
+        after_id: int = 0,
+        source: str = "",
+        limit: int = 0,
+        include_retracted: bool = False,
+        budget_s: float | None = None,
+    ) -> dict:
+        """One page of stored labels, oldest first: ``{"labels": [{"label_id", "label", "retracted"}],
+        "next_after_id"}`` (0 when it was the last page). ``since``: the analyst's time (epoch seconds,
+        datetime or ISO 8601 text); ``limit``: page size (0: the server's default, 100; at most 10,000)."""
+        query = label_filters(since, after_id, source, limit, include_retracted)
+        if include_retracted:
+            query["include_retracted"] = "true"
+        path = "/v1/labels" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self._must("GET", path, None, budget_s)
+
+    def iter_labels(
+        self,
+        *,
+        since: Any = None,
+        after_id: int = 0,
+        source: str = "",
+        page_size: int = 1000,
+        include_retracted: bool = False,
+        budget_s: float | None = None,
+    ) -> Iterator[dict]:
+        """Every stored label matching the filters, oldest first, fetched a page at a time."""
+        label_filters(since, after_id, source, page_size, include_retracted)  # the caller's mistakes, at once
+
+        def page(after: int) -> dict:
+            return self.list_labels(
+                since=since,
+                after_id=after,
+                source=source,
+                limit=page_size,
+                include_retracted=include_retracted,
+                budget_s=budget_s,
+            )
+
+        return iter_pages(page, after_id)
+
+    def retract_labels(
+        self,
+        *,
+        label_ids: Iterable[str] = (),
+        external_ids: Iterable[str] = (),
+        analyst: str,
+        budget_s: float | None = None,
+    ) -> list[dict]:
+        """Withdraw labels by store id and/or external id; one result per id (``retracted``, else ``error``)."""
+        body = {"label_ids": [str(x) for x in label_ids], "external_ids": list(external_ids), "analyst": analyst}
+        return self._must("POST", "/v1/labels/retract", json.dumps(body, ensure_ascii=False).encode(), budget_s)[
+            "results"
+        ]
 
     def model_info(self, *, budget_s: float | None = None) -> dict:
         return self._must("GET", "/v1/model", None, budget_s)
