@@ -59,7 +59,7 @@ import structlog
 from aiohttp import web
 
 from logwarden.core.errors import LogWardenError
-from logwarden.grpc_server.gateway import logstash, wire
+from logwarden.grpc_server.gateway import batches, logstash, wire
 from logwarden.grpc_server.gateway.openapi import document
 from logwarden.grpc_server.security import TokenCheck, ssl_context
 from logwarden.grpc_server.service.errors import DeadlineExceeded, InvalidRequest, ServiceError, Unimplemented
@@ -354,34 +354,58 @@ class HttpGateway(_HttpSite):
     # handlers
 
     async def score(self, request: web.Request) -> web.Response:
+        """``{"events": [...]}``, or a shipper's batch: NDJSON or a bare array (``batches.py``)."""
         timeout = self._timeout(request)
-        body = await self._json(request)
         limits = self.service.limits
-        decoded_request, decoded = wire.decode_score(body, limits)
-        request_id = decoded_request.request_id
-        if len(request_id.encode()) > limits.max_field_bytes:
+        key = request.headers.get("Idempotency-Key", "")
+        if batches.is_ndjson(request.content_type):
+            items: list[tuple[int | None, Any]] = batches.ndjson_items(await self._body(request))
+            body: Any = None
+        else:
+            body = await self._json(request)
+            items = [(None, x) for x in body] if isinstance(body, list) else []
+        if body is None or isinstance(body, list):
+            query = batches.query_options(request.query)
+            decoded = batches.decode_items(items, request.query, limits)
+            raw = [value for _, value in items]
+            mode, request_id = query.mode, query.request_id
+            options = _options(key, query.model, query.window_scope, query.partial_sessions)
+        else:
+            decoded_request, decoded = wire.decode_score(body, limits)
+            raw, mode, request_id = body["events"], decoded_request.mode, decoded_request.request_id
+            options = _options(
+                key or decoded_request.idempotency_key,
+                decoded_request.model,
+                decoded_request.window_scope,
+                decoded_request.partial_sessions,
+            )
+        if len(request_id.encode("utf-8", "surrogatepass")) > limits.max_field_bytes:
             raise InvalidRequest("request_id", f"longer than {limits.max_field_bytes} bytes")
+        response = (await self._scored(decoded, raw, mode, options, timeout)).to_dict()
+        response["request_id"] = request_id
+        return _json_response(response)
+
+    async def _scored(
+        self, decoded: list[EventIn | InvalidRequest], raw: list, mode: str, options: dict, timeout: float | None
+    ) -> ScoreOutput:
+        """Score the decodable events; the others are answered invalid at their own positions."""
         good = [e for e in decoded if isinstance(e, EventIn)]
         if good:
-            scoring = self.service.score(good, decoded_request.mode, timeout=timeout)
-            out = await self._bounded(scoring, timeout)
+            out = await self._bounded(self.service.score(good, mode, timeout=timeout, **options), timeout)
         else:
             out = ScoreOutput([], [], self.service.model_info().version)
-        events = body["events"]
         results: list[EventOut] = []
         k = 0  # the event's index among the decodable ones, as the service numbered them
         for i, item in enumerate(decoded):
             if isinstance(item, InvalidRequest):
-                results.append(_invalid_event(events[i], item, out.model_version))
+                results.append(_invalid_event(raw[i], item, out.model_version))
                 continue
             results.append(_reindex(out.results[k], "events", k, i))
             k += 1
         invalid = len(decoded) - len(good)
         if invalid:
             self.server.metrics.events.labels(out.model_version, "invalid").inc(invalid)
-        response = ScoreOutput(results, out.sessions, out.model_version).to_dict()
-        response["request_id"] = request_id
-        return _json_response(response)
+        return ScoreOutput(results, out.sessions, out.model_version, out.replayed, out.model)
 
     async def score_event(self, request: web.Request) -> web.Response:
         timeout = self._timeout(request)
@@ -390,11 +414,12 @@ class HttpGateway(_HttpSite):
             event, where = logstash.event_from_text(await self._text(request), request.query, limit)
         else:
             event, where = logstash.event_from_json(await self._json(request), request.query, limit)
-        out = await self._bounded(self.service.score([event], "stream", timeout=timeout), timeout)
+        options = _options(model=request.query.get("model", ""))
+        out = await self._bounded(self.service.score([event], "stream", timeout=timeout, **options), timeout)
         (result,) = out.results
         if result.status == INVALID:
             raise logstash.refused(result, where)
-        return _json_response(logstash.answer(result))
+        return _json_response(logstash.answer(result, out.sessions))
 
     async def labels(self, request: web.Request) -> web.Response:
         if self.service.labels is None:
@@ -451,6 +476,17 @@ class HttpGateway(_HttpSite):
 
     async def openapi(self, request: web.Request) -> web.Response:
         return _json_response(document(self.service.limits.max_events))
+
+
+def _options(idempotency_key: str = "", model: str = "", window_scope: str = "", partial_sessions: bool = False):
+    """A score request's options for ``ScoringService.score`` (only those set)."""
+    options = {
+        "idempotency_key": idempotency_key,
+        "model": model,
+        "window_scope": window_scope,
+        "partial_sessions": partial_sessions,
+    }
+    return {name: value for name, value in options.items() if value}
 
 
 def _given_id(value: Any) -> str:

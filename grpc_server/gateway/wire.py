@@ -443,6 +443,18 @@ class ReloadResponse(Response):
     changed: bool
 
 
+class LogstashSession(Response):
+    """The verdict of the session the event ended (session_end)."""
+
+    score: float
+    verdict: Literal["normal", "anomalous"]
+    anomalous: bool
+    reason: str
+    reason_code: ReasonCodeText
+    events: int
+    anomalous_events: int
+
+
 class LogstashFields(Response):
     status: Literal["scored", "invalid"]
     score: float
