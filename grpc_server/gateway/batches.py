@@ -85,7 +85,7 @@ def ndjson_items(data: bytes) -> list[tuple[int, Any]]:
         try:
             out.append((number, json.loads(text, parse_constant=_reject_constant)))
         except json.JSONDecodeError as exc:
-            out.append((number, BadLine(f"not valid JSON: {exc.msg} at column {exc.colno}")))
+            out.append((number, BadLine(f"not valid JSON: {exc.msg} (column {exc.colno})")))
         except (ValueError, RecursionError) as exc:
             out.append((number, BadLine(f"not valid JSON: {str(exc)[:200] or 'nested too deeply'}")))
     return out
