@@ -1,14 +1,15 @@
 """A real third-party shipper drives the server: Debian's syslog-ng 3.38 (``syslog-ng-core`` and
 ``syslog-ng-mod-http``, started on loopback by ``peers.syslog_ng``) tails a file and posts its lines to
-``/v1/score`` as NDJSON with its ``http()`` destination (``format-json`` records, ``delimiter("\\n")``,
-batches of 5, a bearer token). The first batch meets a transient 429, which syslog-ng retries; every line is
-scored exactly once."""
+``/v1/score`` as NDJSON with the ``http()`` destination shipped in ``plugins/syslog-ng/logwarden.conf``
+(``format-json`` records, ``delimiter("\\n")``, a bearer token; batches of 5 here). The first batch meets
+a transient 429, which syslog-ng retries; every line is scored exactly once."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from peers.syslog_ng import SyslogNg
@@ -20,20 +21,20 @@ from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
 
 TOKEN = "syslog-ng-t0ken"
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "syslog-ng" / "logwarden.conf"
 
 
 def http_config(source_file, port: int) -> str:
-    """The documented syslog-ng destination (docs/shippers.md)."""
+    """The shipped destination (plugins/syslog-ng/logwarden.conf) with this server's URL and token, small
+    batches and a short retry interval, fed from a file."""
+    shipped = PLUGIN.read_text()
+    shipped = shipped.replace('"http://127.0.0.1:8080"', f'"http://127.0.0.1:{port}"')
+    shipped = shipped.replace('"CHANGE-ME"', f'"{TOKEN}"').replace("batch-lines(500)", "batch-lines(5)")
+    shipped = shipped.replace("batch-timeout(1000)", "batch-timeout(200)").replace("time-reopen(2)", "time-reopen(1)")
     return f"""
 options {{ stats-freq(0); }};
+{shipped}
 source s_in {{ file("{source_file}" flags(no-parse) follow-freq(0.1)); }};
-destination d_logwarden {{
-    http(url("http://127.0.0.1:{port}/v1/score?mode=stream")
-         method("POST")
-         headers("Content-Type: application/x-ndjson", "Authorization: Bearer {TOKEN}", "X-Request-Timeout-Ms: 5000")
-         body("$(format-json --scope none message=${{MESSAGE}} host=${{HOST}} ts=${{ISODATE}})")
-         delimiter("\\n") batch-lines(5) batch-timeout(200) time-reopen(1));
-}};
 log {{ source(s_in); destination(d_logwarden); }};
 """
 
