@@ -7,7 +7,8 @@ is generated from them by ``openapi.py``); ``POST /v1/score/event`` is Logstash'
 
 Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase is accepted too)::
 
-    POST /v1/score          {"events": [Event], "mode": "stream"|"sequence", "request_id"}
+    POST /v1/score          {"events": [Event], "mode": "stream"|"sequence", "request_id"}, or a shippers' batch:
+                            NDJSON (application/x-ndjson) or a bare array of Events or records (batches.py)
                             -> {"results": [EventResult], "sessions": [SessionResult], "model_version", "request_id"}
     POST /v1/score/event    one Logstash event (or a text/plain raw line) -> {"logwarden": {...}, "event": {...}}
     POST /v1/labels         {"labels": [Label]} -> {"results": [LabelResult]}       (501 without a label store)
@@ -21,7 +22,8 @@ Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase i
     GET  /openapi.json      this API as an OpenAPI 3.1 document
 
 As on gRPC, a bad *event* does not fail the batch: its result has ``status: "invalid"``, ``error`` and
-``error_field`` (``events[3].message``), and every other event is scored.
+``error_field`` (``events[3].message``; an NDJSON line that is not JSON: ``events[3]``, "line 4: ..."),
+and every other event is scored.
 
 Status codes: 400 ``{"error": {"message", "field", "code"}}`` for input that can never succeed (malformed
 JSON, a body that is not UTF-8, wrong types, unknown fields, text that is not valid Unicode, too many
