@@ -250,14 +250,34 @@ def label_filters(
     return out
 
 
-def iter_pages(page: Callable[[int], Mapping[str, Any]], after_id: int = 0) -> Iterator[dict]:
-    """Every stored label of a listing, page after page: ``page(after_id)`` fetches one."""
-    while True:
-        answer = page(after_id)
-        yield from answer["labels"]
-        after_id = answer["next_after_id"]
-        if not after_id:
-            return
+class LabelPages:
+    """``iter_labels`` for a client with ``list_labels`` (both clients share it)."""
+
+    def list_labels(self, **query: Any) -> dict:
+        raise NotImplementedError
+
+    def iter_labels(
+        self,
+        *,
+        since: Any = None,
+        after_id: int = 0,
+        source: str = "",
+        page_size: int = 1000,
+        include_retracted: bool = False,
+        budget_s: float | None = None,
+    ) -> Iterator[dict]:
+        """Every stored label matching the filters, oldest first, fetched a page at a time (``list_labels``)."""
+        label_filters(since, after_id, source, page_size, include_retracted)  # the caller's mistakes, at once
+        query = {"since": since, "source": source, "limit": page_size, "include_retracted": include_retracted}
+        return self._pages(dict(query, budget_s=budget_s), after_id)
+
+    def _pages(self, query: dict, after_id: int) -> Iterator[dict]:
+        while True:
+            answer = self.list_labels(after_id=after_id, **query)
+            yield from answer["labels"]
+            after_id = answer["next_after_id"]
+            if not after_id:
+                return
 
 
 def unscored(event: Event, reason: str) -> ScoredEvent:

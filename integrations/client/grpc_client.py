@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .common import (
     Event,
     EventLike,
     Expected,
+    LabelPages,
     Plan,
     RetryPolicy,
     ScoredEvent,
@@ -37,7 +38,6 @@ from .common import (
     as_event,
     call_with_retries,
     check_mode,
-    iter_pages,
     label_filters,
 )
 
@@ -128,7 +128,7 @@ class _Base:
         return [_result(r) for r in response.results], [_session(s) for s in response.sessions]
 
 
-class LogWardenClient(_Base):
+class LogWardenClient(_Base, LabelPages):
     """Blocking client. ``score`` never raises for server or network trouble (see the package docs)."""
 
     def __init__(self, target: str, **options: Any) -> None:
@@ -200,31 +200,6 @@ class LogWardenClient(_Base):
             request.since.FromNanoseconds(int(query["since"] * 1e9))
         response = self._must(self._labels.ListLabels, request, budget_s)
         return {"labels": [_stored_label(x) for x in response.labels], "next_after_id": response.next_after_id}
-
-    def iter_labels(
-        self,
-        *,
-        since: Any = None,
-        after_id: int = 0,
-        source: str = "",
-        page_size: int = 1000,
-        include_retracted: bool = False,
-        budget_s: float | None = None,
-    ) -> Iterator[dict]:
-        """Every stored label matching the filters, oldest first, fetched a page at a time."""
-        label_filters(since, after_id, source, page_size, include_retracted)  # the caller's mistakes, at once
-
-        def page(after: int) -> dict:
-            return self.list_labels(
-                since=since,
-                after_id=after,
-                source=source,
-                limit=page_size,
-                include_retracted=include_retracted,
-                budget_s=budget_s,
-            )
-
-        return iter_pages(page, after_id)
 
     def retract_labels(
         self,

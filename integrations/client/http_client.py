@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +27,7 @@ from .common import (
     Event,
     EventLike,
     Expected,
+    LabelPages,
     Plan,
     RetryPolicy,
     ScoredEvent,
@@ -36,7 +37,6 @@ from .common import (
     as_event,
     call_with_retries,
     check_mode,
-    iter_pages,
     label_filters,
 )
 
@@ -46,7 +46,7 @@ RETRYABLE = {429: "scorer overloaded", 500: "scorer unavailable", 502: "scorer u
 MAX_ERROR_BYTES = 64 * 1024
 
 
-class HttpClient:
+class HttpClient(LabelPages):
     """Blocking client of the HTTP/JSON gateway, e.g. ``HttpClient("https://logwarden:8080", token=...)``.
 
     ``score`` never raises for server or network trouble (see the package docs). TLS: ``ca_file`` to
@@ -162,31 +162,6 @@ class HttpClient:
             query["include_retracted"] = "true"
         path = "/v1/labels" + ("?" + urllib.parse.urlencode(query) if query else "")
         return self._must("GET", path, None, budget_s)
-
-    def iter_labels(
-        self,
-        *,
-        since: Any = None,
-        after_id: int = 0,
-        source: str = "",
-        page_size: int = 1000,
-        include_retracted: bool = False,
-        budget_s: float | None = None,
-    ) -> Iterator[dict]:
-        """Every stored label matching the filters, oldest first, fetched a page at a time."""
-        label_filters(since, after_id, source, page_size, include_retracted)  # the caller's mistakes, at once
-
-        def page(after: int) -> dict:
-            return self.list_labels(
-                since=since,
-                after_id=after,
-                source=source,
-                limit=page_size,
-                include_retracted=include_retracted,
-                budget_s=budget_s,
-            )
-
-        return iter_pages(page, after_id)
 
     def retract_labels(
         self,

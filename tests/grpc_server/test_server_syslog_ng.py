@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from peers.syslog_ng import SyslogNg
+from peers.syslog_ng import SyslogNg, wait_for
 from support import sessions_by_block
 
 from logwarden.grpc_server.gateway.app import HttpGateway
@@ -47,15 +47,6 @@ def metric(text: str, name: str, **labels: str) -> float:
         if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
             total += float(match.group(2))
     return total
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 @pytest.fixture
