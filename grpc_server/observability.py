@@ -64,6 +64,9 @@ class ServerMetrics:
         self.model_info = Gauge(
             "logwarden_model_info", "The served model version (value 1)", ["model_version"], registry=r
         )
+        self.replays = Counter(
+            "logwarden_idempotent_replays", "Requests answered from the idempotency store (a replay)", registry=r
+        )
         self.reloads = Counter("logwarden_model_reloads", "Model reload attempts", ["result"], registry=r)
         self.http_requests = Counter(
             "logwarden_http_requests",

@@ -20,6 +20,7 @@ reload, and closes the store after the drain. Without it SubmitLabels answers UN
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 
 import grpc
@@ -27,7 +28,6 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from logwarden.core.errors import LogWardenError
 from logwarden.grpc_server import heap
 from logwarden.grpc_server.gateway.app import HttpGateway, MetricsEndpoint
 from logwarden.grpc_server.observability import ServerMetrics
@@ -36,28 +36,65 @@ from logwarden.grpc_server.rpc.limits import ConcurrencyLimit
 from logwarden.grpc_server.rpc.otlp import OtlpIngest
 from logwarden.grpc_server.rpc.servicers import add_all
 from logwarden.grpc_server.security import grpc_credentials
+from logwarden.grpc_server.service.idempotency import Idempotency, MemoryIdempotency, RedisIdempotency
 from logwarden.grpc_server.service.label_sink import StoreLabelSink, open_label_sink
-from logwarden.grpc_server.service.model_holder import ModelHolder
+from logwarden.grpc_server.service.model_holder import ModelRegistry
 from logwarden.grpc_server.service.scheduler import Scheduler
 from logwarden.grpc_server.service.scoring import KLookup, LabelSink, ScoringService
 from logwarden.grpc_server.service.validation import Limits
 from logwarden.grpc_server.service.windows import WindowStore
 from logwarden.grpc_server.service.windows.memory import MemoryWindowStore
+from logwarden.grpc_server.service.windows.scoped import ScopedWindows
 from logwarden.grpc_server.settings import Settings
 
 log = structlog.get_logger("logwarden.server")
 
 
 def open_window_store(settings: Settings) -> WindowStore:
+    """The default scope's windows: in memory, or in Redis when ``redis_url`` is set (replicas share them)."""
     if not settings.redis_url:
         return MemoryWindowStore(
             settings.window_max_sessions, settings.window_ttl_s, max_bytes=settings.window_max_bytes
         )
-    try:
-        from logwarden.grpc_server.service.windows.redis import RedisWindowStore
-    except ImportError as exc:
-        raise LogWardenError("redis_url is set but this build has no Redis window store") from exc
+    from logwarden.grpc_server.service.windows.redis import RedisWindowStore
+
     return RedisWindowStore(settings.redis_url, max_sessions=settings.window_max_sessions, ttl_s=settings.window_ttl_s)
+
+
+def open_scopes(settings: Settings, default: WindowStore) -> ScopedWindows:
+    """Ad-hoc window scopes beside ``default``, each with its own TTL and quota, in the same backend."""
+    s = settings
+    if isinstance(default, MemoryWindowStore):
+
+        def make(scope: str) -> WindowStore:
+            return MemoryWindowStore(
+                s.window_scope_max_sessions, s.window_scope_ttl_s, max_bytes=s.window_scope_max_bytes
+            )
+
+    else:
+        from logwarden.grpc_server.service.windows.redis import PREFIX, RedisWindowStore
+
+        def make(scope: str) -> WindowStore:
+            digest = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+            return RedisWindowStore(
+                None,
+                max_sessions=s.window_scope_max_sessions,
+                ttl_s=s.window_scope_ttl_s,
+                prefix=f"{PREFIX}scope:{digest}:",
+                client=default.client,
+                quota=True,
+            )
+
+    return ScopedWindows(default, make, s.window_scopes_max)
+
+
+def open_idempotency(settings: Settings, default: WindowStore) -> Idempotency:
+    """Idempotent answers where the windows are: shared in Redis by replicas, else in this process."""
+    if isinstance(default, MemoryWindowStore):
+        return MemoryIdempotency(
+            settings.idempotency_ttl_s, settings.idempotency_max_entries, settings.idempotency_max_bytes
+        )
+    return RedisIdempotency(default.client, settings.idempotency_ttl_s, run=default.run)
 
 
 class LogWardenServer:
@@ -71,13 +108,16 @@ class LogWardenServer:
     ) -> None:
         self.settings = settings
         self.metrics = ServerMetrics()
-        self.holder = ModelHolder(
-            settings.model_path,
+        self.models = ModelRegistry.from_settings(
+            settings,
             backend=settings.model_backend,
             device=settings.model_device,
             parser_cache_bytes=settings.parser_cache_max_bytes,
         )
-        self.windows = windows or open_window_store(settings)
+        self.holder = self.models.default
+        default_windows = windows or open_window_store(settings)
+        self.windows = open_scopes(settings, default_windows)
+        self.idempotency = open_idempotency(settings, default_windows)
         self.labels = labels
         self.k_lookup = k_lookup
         self.label_sink: StoreLabelSink | None = None  # the label_db store, when this server opened one
@@ -96,8 +136,10 @@ class LogWardenServer:
     async def start(self) -> int:
         """Load the model, bind, start serving; returns the bound gRPC port."""
         s = self.settings
-        model = await asyncio.to_thread(self.holder.load, s.model_version)
-        self.metrics.set_model(model.version)
+        await asyncio.to_thread(self.models.load_all)
+        for holder in self.models.holders.values():
+            self.metrics.set_model(holder.current.version)
+        model = self.holder.current
         if self.labels is None and s.label_db is not None:
             self.label_sink = await open_label_sink(s.label_db, self.holder)
             self.labels = self.label_sink
@@ -112,7 +154,7 @@ class LogWardenServer:
         self.scheduler.start()
         limits = Limits(s.max_events_per_request, s.max_message_bytes, s.max_field_bytes, s.max_attributes)
         self.service = ScoringService(
-            holder=self.holder,
+            models=self.models,
             scheduler=self.scheduler,
             windows=self.windows,
             limits=limits,
@@ -121,6 +163,7 @@ class LogWardenServer:
             k_lookup=self.k_lookup,
             labels=self.labels,
             on_model_change=self.label_sink.model_changed if self.label_sink else None,
+            idempotency=self.idempotency,
         )
         tokens = s.tokens
         interceptors: list[grpc.aio.ServerInterceptor] = []
@@ -178,6 +221,7 @@ class LogWardenServer:
         await asyncio.gather(*stops)
         if self.scheduler is not None:
             await self.scheduler.close()
+        await self.idempotency.close()
         await self.windows.close()
         if self.label_sink is not None:
             await self.label_sink.close()

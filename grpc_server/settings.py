@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import CliSuppress
 
 from logwarden.core.settings import CommandSettings, load
 from logwarden.grpc_server.rpc.otlp import OtlpSettings
+from logwarden.grpc_server.service.routing import DEFAULT, RouteSpec, check_route_name
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -114,7 +115,30 @@ class Settings(CommandSettings):
     redis_url: str | None = Field(
         None,
         description="Redis URL of a window store shared by replicas (null = in memory); a URL with a password "
-        "belongs in the config file or the environment",
+        "belongs in the config file or the environment; idempotent answers are shared there too",
+    )
+    window_scope_ttl_s: float = Field(
+        600.0, gt=0, description="stream mode, ad-hoc window scopes (a search id): idle window lifetime in seconds"
+    )
+    window_scope_max_sessions: int = Field(
+        10_000, ge=1, description="windows one ad-hoc scope may keep (its own LRU; it never evicts other scopes')"
+    )
+    window_scope_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="bytes one ad-hoc scope's windows may take in memory (estimated)"
+    )
+    window_scopes_max: int = Field(100, ge=1, description="ad-hoc window scopes kept (the least recently used go)")
+    idempotency_ttl_s: float = Field(
+        600.0, gt=0, description="how long the answer of a request with an idempotency key is kept for its replays"
+    )
+    idempotency_max_entries: int = Field(100_000, ge=1, description="idempotent answers kept in memory")
+    idempotency_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="bytes of idempotent answers kept in memory (estimated)"
+    )
+    models: dict[str, RouteSpec] = Field(
+        default_factory=dict,
+        description='more models to serve, by route name, beside the default one (model_path): {"hdfs": {"path": '
+        '"models/hdfs", "rules": [{"index": "hdfs-*"}]}}; events go to the first route with a rule their '
+        "attributes match, else the default; a request may name its route (ScoreRequest.model)",
     )
 
     tls_cert: Path | None = Field(None, description="PEM certificate chain (TLS on gRPC and HTTP when set)")
@@ -156,6 +180,15 @@ class Settings(CommandSettings):
     otlp: OtlpSettings = Field(
         default_factory=OtlpSettings, description="OTLP/gRPC logs ingest and its next hop (grpc_server/rpc/otlp.py)"
     )
+
+    @field_validator("models")
+    @classmethod
+    def _routes(cls, models: dict[str, RouteSpec]) -> dict[str, RouteSpec]:
+        for name in models:
+            check_route_name(name)
+            if name == DEFAULT:
+                raise ValueError(f"the route name {DEFAULT!r} is the model_path model's")
+        return models
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

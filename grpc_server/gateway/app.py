@@ -11,6 +11,9 @@ Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase i
                             NDJSON (application/x-ndjson) or a bare array of Events or records (batches.py)
                             -> {"results": [EventResult], "sessions": [SessionResult], "model_version", "request_id"}
     POST /v1/score/event    one Logstash event (or a text/plain raw line) -> {"logwarden": {...}, "event": {...}}
+    POST /v1/score/completion  {"input": "<line>" | "<source>\u001f<session>\u001f<line>"}
+                            -> {"completion": "<the /v1/score/event answer as JSON text>"} (Elasticsearch's
+                            ``custom`` inference service, completion task: it takes only strings back)
     POST /v1/labels         {"labels": [Label]} -> {"results": [LabelResult]}       (501 without a label store)
     GET  /v1/labels         ?since=&after_id=&source=&limit=&include_retracted= -> {"labels": [...], "next_after_id"}
     POST /v1/labels/retract {"label_ids": [...], "external_ids": [...], "analyst"} -> {"results": [RetractResult]}
@@ -284,6 +287,7 @@ class HttpGateway(_HttpSite):
         return [
             web.post("/v1/score", self.score),
             web.post("/v1/score/event", self.score_event),
+            web.post("/v1/score/completion", self.score_completion),
             web.post("/v1/labels", self.labels),
             web.get("/v1/labels", self.list_labels),
             web.post("/v1/labels/retract", self.retract_labels),
@@ -423,6 +427,15 @@ class HttpGateway(_HttpSite):
             raise logstash.refused(result, where)
         return _json_response(logstash.answer(result, out.sessions))
 
+    async def score_completion(self, request: web.Request) -> web.Response:
+        timeout = self._timeout(request)
+        event = wire.decode_completion(await self._json(request))
+        out = await self._bounded(self.service.score([event], "stream", timeout=timeout), timeout)
+        (result,) = out.results
+        if result.status == INVALID:
+            raise logstash.refused(result, {"message": "input", "source": "input", "session_key": "input"})
+        return _json_response({"completion": _dumps(logstash.answer(result)).decode("utf-8")})
+
     async def labels(self, request: web.Request) -> web.Response:
         if self.service.labels is None:
             raise Unimplemented("this server has no label store configured (set label_db)")
@@ -450,11 +463,12 @@ class HttpGateway(_HttpSite):
         return _json_response({"results": [r.to_dict() for r in results]})
 
     async def model(self, request: web.Request) -> web.Response:
-        return _json_response(self.service.model_info().to_dict())
+        route = request.query.get("model", "")
+        return _json_response(self.service.model_info(route).to_dict())
 
     async def reload(self, request: web.Request) -> web.Response:
-        version = wire.decode_reload(await self._json(request, empty={}))
-        previous, info, changed = await self.service.reload_model(version)
+        version, route = wire.decode_reload(await self._json(request, empty={}))
+        previous, info, changed = await self.service.reload_model(version, route)
         log.info("model reloaded", previous=previous, version=info.version, changed=changed, via="http")
         return _json_response({"previous_version": previous, "model": info.to_dict(), "changed": changed})
 
@@ -480,15 +494,16 @@ class HttpGateway(_HttpSite):
         return _json_response(document(self.service.limits.max_events))
 
 
-def _options(idempotency_key: str = "", model: str = "", window_scope: str = "", partial_sessions: bool = False):
-    """A score request's options for ``ScoringService.score`` (only those set)."""
-    options = {
+def _options(
+    idempotency_key: str = "", model: str = "", window_scope: str = "", partial_sessions: bool = False
+) -> dict[str, Any]:
+    """A score request's options, as ``ScoringService.score`` takes them."""
+    return {
         "idempotency_key": idempotency_key,
         "model": model,
         "window_scope": window_scope,
         "partial_sessions": partial_sessions,
     }
-    return {name: value for name, value in options.items() if value}
 
 
 def _given_id(value: Any) -> str:

@@ -31,10 +31,12 @@ REQUESTS = (
     wire.RetractLabelsRequest,
     wire.ReloadRequest,
     wire.LogstashEvent,
+    wire.CompletionRequest,
 )
 RESPONSES = (
     wire.ScoreResponse,
     wire.LogstashResponse,
+    wire.CompletionResponse,
     wire.SubmitLabelsResponse,
     wire.ListLabelsResponse,
     wire.RetractLabelsResponse,
@@ -240,6 +242,22 @@ def document(max_events: int = 2000) -> dict:
                 scoring_errors,
                 body=event_body,
                 params=TIMEOUT_PARAMS + _query(Query),
+            )
+        },
+        "/v1/score/completion": {
+            "post": _op(
+                "scoreCompletion",
+                "Score one line for Elasticsearch's custom inference service (completion task, stream mode)",
+                wire.CompletionResponse,
+                scoring_errors,
+                body=_json(
+                    wire.CompletionRequest,
+                    {
+                        "line": {"input": HDFS_LINE_1},
+                        "packed": {"input": f"dn-7{wire.COMPLETION_SEPARATOR}{wire.COMPLETION_SEPARATOR}{HDFS_LINE_2}"},
+                    },
+                ),
+                params=TIMEOUT_PARAMS,
             )
         },
         "/v1/labels": {

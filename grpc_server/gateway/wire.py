@@ -140,6 +140,7 @@ def _enum(prefix: str, words: list[str]) -> Any:
 
 
 REASON_CODES = ["", *(code.value for code in ReasonCode)]
+COMPLETION_SEPARATOR = "\u001f"
 Target = _enum("LABEL_TARGET_", ["event", "session"])
 Verdict = _enum("LABEL_VALUE_", ["anomaly", "normal"])
 Predicted = _enum("LABEL_VALUE_", ["anomaly", "normal", ""])
@@ -291,6 +292,7 @@ class RetractLabelsRequest(Request):
 
 class ReloadRequest(Request):
     version: Text = Field("", description="the version to serve; empty or null: the newest")
+    model: Text = Field("", description="the model route to reload; empty: the default model")
 
 
 class LogstashEvent(BaseModel):
@@ -301,6 +303,22 @@ class LogstashEvent(BaseModel):
     source: str = ""
     session_key: str = ""
     host: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompletionRequest(Request):
+    """What Elasticsearch's ``inference`` processor sends through a ``custom`` completion endpoint whose request
+    template is ``{"input": ${input}}`` (plugins/elasticsearch): one string per document, the log line or
+    ``source␟session␟line`` (U+001F between them; source and session may be empty). Stream mode."""
+
+    input: Text = Field(description="the log line, or source, session key and line joined by U+001F")
+
+    def to_service(self) -> EventIn:
+        parts = self.input.split(COMPLETION_SEPARATOR)
+        if len(parts) == 1:
+            return EventIn(message=parts[0])
+        if len(parts) == 3:
+            return EventIn(message=parts[2], source=parts[0], session_key=parts[1])
+        raise InvalidRequest("input", "must be a line, or source, session key and line joined by two U+001F")
 
 
 # -- responses -----------------------------------------------------------------------------------------
@@ -424,6 +442,14 @@ class RetractLabelsResponse(Response):
     results: list[RetractResult] = Field(description="one per id: the label_ids first, then the external_ids")
 
 
+class ModelRoute(Response):
+    name: str
+    version: str
+    path: str
+    rules: list[dict[str, str]] = Field(description="attribute rules; an event matching any one goes here")
+    is_default: bool
+
+
 class ModelInfo(Response):
     version: str
     path: str
@@ -435,6 +461,8 @@ class ModelInfo(Response):
     available_versions: list[str]
     loaded_at: float
     max_context: int
+    name: str = Field(description="this model's route name")
+    routes: list[ModelRoute] = Field(description="every served model and the rules that route events to it")
 
 
 class ReloadResponse(Response):
@@ -485,6 +513,12 @@ class LogstashResponse(Response):
 
     logwarden: LogstashFields
     event: RiskScore
+
+
+class CompletionResponse(Response):
+    """Elasticsearch's completion task takes only a string back (``completion_result: "$.completion"``)."""
+
+    completion: str = Field(description="the answer of POST /v1/score/event (LogstashResponse) as JSON text")
 
 
 class ErrorDetail(Response):
@@ -558,9 +592,15 @@ def decode_retract(body: Any) -> RetractLabelsRequest:
     return request
 
 
-def decode_reload(body: Any) -> str | None:
+def decode_completion(body: Any) -> EventIn:
+    request, _ = _validate(CompletionRequest, body, "")
+    return request.to_service()
+
+
+def decode_reload(body: Any) -> tuple[str | None, str]:
+    """The version (None: the newest) and the model route ("": the default) a reload asks for."""
     request, _ = _validate(ReloadRequest, body, "")
-    return request.version or None
+    return request.version or None, request.model
 
 
 def _items(body: Any, name: str, limits: Limits) -> list:

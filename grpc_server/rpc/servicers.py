@@ -118,7 +118,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         obs = _Observed(self.service, method)
         try:
             out = await self.service.score(
-                [convert.event_in(e) for e in request.events], convert.mode(request), timeout=context.time_remaining()
+                [convert.event_in(e) for e in request.events],
+                convert.mode(request),
+                timeout=context.time_remaining(),
+                idempotency_key=request.idempotency_key,
+                model=request.model,
+                window_scope=request.window_scope,
+                partial_sessions=request.partial_sessions,
             )
         except ServiceError as exc:
             await _abort(context, obs, exc)
@@ -190,13 +196,17 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
 
     async def GetModelInfo(self, request, context):
         await _check(request, context)
-        return convert.model_info(self.service.model_info())
+        try:
+            return convert.model_info(self.service.model_info(request.model))
+        except ServiceError as exc:
+            await _abort(context, _Observed(self.service, "GetModelInfo"), exc)
+            raise
 
     async def ReloadModel(self, request, context):
         await _check(request, context)
         obs = _Observed(self.service, "ReloadModel")
         try:
-            previous, info, changed = await self.service.reload_model(request.version or None)
+            previous, info, changed = await self.service.reload_model(request.version or None, request.model)
         except ServiceError as exc:
             await _abort(context, obs, exc)
             raise

@@ -1,7 +1,8 @@
-"""The served model version: loaded off the event loop, swapped atomically on reload.
+"""The served models: each route's version loaded off the event loop and swapped atomically on reload.
 
 Callers take ``holder.current`` once per request and keep that ``ServedModel`` to the end, so a
 request in flight during a reload finishes on the version it started with; nothing is dropped.
+``ModelRegistry`` holds one ``ModelHolder`` per route (``routing``): the default model and the named ones.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from logwarden.core.parsing.linear_regex import Regex
 from logwarden.core.parsing.sessions import key_pattern
 from logwarden.grpc_server import heap
 from logwarden.grpc_server.service.errors import FailedPrecondition, InvalidRequest, NotFound
+from logwarden.grpc_server.service.routing import DEFAULT, RouteTable
 from logwarden.grpc_server.service.schema import ModelInfoOut
 
 MAX_VERSION_CHARS = 200
@@ -114,7 +116,7 @@ class ModelHolder:
             message = message.replace(path, "<model root>")
         return message
 
-    def info(self) -> ModelInfoOut:
+    def info(self, name: str = DEFAULT) -> ModelInfoOut:
         model = self.current
         det = model.detector
         root = self.path.parent if (self.path / artifact.CONFIG).exists() else self.path
@@ -129,4 +131,64 @@ class ModelHolder:
             available_versions=artifact.list_versions(root),
             loaded_at=model.loaded_at,
             max_context=det.model_config.max_len - 1,
+            name=name,
         )
+
+
+class ModelRegistry:
+    """Every served model by route name, and the rules that route events to them."""
+
+    def __init__(self, holders: dict[str, ModelHolder], table: RouteTable, versions: dict[str, str | None]) -> None:
+        if table.default not in holders:
+            raise LogWardenError(f"the default model route {table.default!r} has no model")
+        self.holders = holders
+        self.table = table
+        self.versions = versions  # the version each route was asked to serve (None: the newest)
+
+    @classmethod
+    def from_settings(cls, settings, **holder_options) -> ModelRegistry:
+        """The default route (``model_path``) and the ``models`` routes of the server settings."""
+        holders = {DEFAULT: ModelHolder(settings.model_path, **holder_options)}
+        versions = {DEFAULT: settings.model_version}
+        for name, spec in settings.models.items():
+            holders[name] = ModelHolder(spec.path, **holder_options)
+            versions[name] = spec.version
+        return cls(holders, RouteTable({n: s.rules for n, s in settings.models.items()}), versions)
+
+    @property
+    def default(self) -> ModelHolder:
+        return self.holders[self.table.default]
+
+    def __len__(self) -> int:
+        return len(self.holders)
+
+    def load_all(self) -> None:
+        """First load of every route (blocking, before serving starts)."""
+        for name, holder in self.holders.items():
+            holder.load(self.versions[name])
+
+    def holder(self, name: str) -> ModelHolder:
+        """The route ``name`` ("" = the default); an unknown name is a caller's mistake naming the routes."""
+        found = self.holders.get(name or self.table.default)
+        if found is None:
+            known = ", ".join(sorted(self.holders))
+            raise InvalidRequest("model", f"no model route {name[:80]!r} (this server serves: {known})")
+        return found
+
+    def route(self, attributes: dict[str, str]) -> str:
+        return self.table.route(attributes)
+
+    def info(self, name: str = "") -> ModelInfoOut:
+        name = name or self.table.default
+        info = self.holder(name).info(name)
+        info.routes = [
+            {
+                "name": route,
+                "version": holder.current.version,
+                "path": str(holder.current.detector.path or ""),
+                "rules": self.table.rules.get(route, []),
+                "is_default": route == self.table.default,
+            }
+            for route, holder in self.holders.items()
+        ]
+        return info
