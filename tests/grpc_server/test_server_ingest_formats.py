@@ -7,7 +7,6 @@ gzip bodies; the request options come from the query and the Idempotency-Key hea
 from __future__ import annotations
 
 import gzip
-import inspect
 import json
 
 import pytest
@@ -31,16 +30,14 @@ def server(model_root):
 
 @pytest.fixture
 def calls(server):
-    """Records each ``ScoringService.score`` call's events and options (a test hook on the live service);
-    options the service does not take yet are recorded and not passed on."""
+    """Records each ``ScoringService.score`` call's events and options (a test hook on the live service)."""
     service = server.server.service
     original = service.score
-    accepted = set(inspect.signature(original).parameters)
     seen: list[dict] = []
 
     async def score(events, mode="stream", **options):
         seen.append({"events": list(events), "mode": mode, **options})
-        return await original(events, mode, **{k: v for k, v in options.items() if k in accepted})
+        return await original(events, mode, **options)
 
     service.score = score
     yield seen
@@ -127,6 +124,9 @@ def test_vector_records_gzip_and_field_parameters(server, block, calls):
     status, _, answer = call(server.http, "POST", path + "&window_scope=s1", gzip.compress(ndjson.encode()), headers)
     assert status == 200, answer
     assert {r["session_key"] for r in answer["results"]} == {key} and answer["results"][0]["source"] == "vector"
+    assert not answer["replayed"] and answer["model"] == "default"
+    again = call(server.http, "POST", path + "&window_scope=s1", gzip.compress(ndjson.encode()), headers)[2]
+    assert again["replayed"] and again["results"] == answer["results"]  # a resend: the stored answer
     last = calls[-1]
     assert last["events"][0].timestamp == pytest.approx(1226262918.123456)
     assert (last["idempotency_key"], last["model"], last["window_scope"], last["partial_sessions"]) == (
