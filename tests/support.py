@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 
 from logwarden.core.detect.detector import Detector
+from logwarden.core.labels.store import Submitted
 from logwarden.core.parsing.formats import get_format
 from logwarden.core.synthetic import generate
+from logwarden.grpc_server.service.schema import LabelPage, RetractOut, StoredLabelOut
 
 BLOCK = re.compile(r"blk_-?\d+")
 
@@ -30,14 +32,21 @@ def engine_verdicts(model_root: Path, sessions: dict[str, list[str]]) -> dict:
 
 
 class MemoryLabels:
-    """A label sink that keeps labels in a list (for servers whose tests do not need SQLite)."""
+    """A label sink that keeps labels in a list (for servers whose tests do not need SQLite): no external
+    id semantics; it lists what it holds in one page and retracts nothing."""
 
     def __init__(self) -> None:
         self.stored = []
 
     async def submit(self, labels):
         self.stored.extend(labels)
-        return [f"L{len(self.stored) - len(labels) + i}" for i in range(len(labels))]
+        return [Submitted(len(self.stored) - len(labels) + i + 1) for i in range(len(labels))]
+
+    async def list(self, query, limit):
+        return LabelPage([StoredLabelOut(str(i + 1), x) for i, x in enumerate(self.stored[:limit])])
+
+    async def retract(self, label_ids, external_ids, analyst):
+        return [RetractOut(str(x), False, "not kept by this sink") for x in (*label_ids, *external_ids)]
 
 
 def _openssl(*args: str, cwd: Path) -> None:

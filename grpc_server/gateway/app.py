@@ -7,13 +7,16 @@ is generated from them by ``openapi.py``); ``POST /v1/score/event`` is Logstash'
 
 Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase is accepted too)::
 
-    POST /v1/score          {"events": [Event], "mode": "stream"|"sequence", "request_id"}
+    POST /v1/score          {"events": [Event], "mode": "stream"|"sequence", "request_id"}, or a shippers' batch:
+                            NDJSON (application/x-ndjson) or a bare array of Events or records (batches.py)
                             -> {"results": [EventResult], "sessions": [SessionResult], "model_version", "request_id"}
     POST /v1/score/event    one Logstash event (or a text/plain raw line) -> {"logwarden": {...}, "event": {...}}
     POST /v1/score/completion  {"input": "<line>" | "<source>\u001f<session>\u001f<line>"}
                             -> {"completion": "<the /v1/score/event answer as JSON text>"} (Elasticsearch's
                             ``custom`` inference service, completion task: it takes only strings back)
     POST /v1/labels         {"labels": [Label]} -> {"results": [LabelResult]}       (501 without a label store)
+    GET  /v1/labels         ?since=&after_id=&source=&limit=&include_retracted= -> {"labels": [...], "next_after_id"}
+    POST /v1/labels/retract {"label_ids": [...], "external_ids": [...], "analyst"} -> {"results": [RetractResult]}
     GET  /v1/model          ModelInfo
     POST /v1/model/reload   {"version": "..."} (empty body: the newest) -> {"previous_version", "model", "changed"}
     GET  /healthz           liveness: 200 while the process serves HTTP
@@ -22,7 +25,8 @@ Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase i
     GET  /openapi.json      this API as an OpenAPI 3.1 document
 
 As on gRPC, a bad *event* does not fail the batch: its result has ``status: "invalid"``, ``error`` and
-``error_field`` (``events[3].message``), and every other event is scored.
+``error_field`` (``events[3].message``; an NDJSON line that is not JSON: ``events[3]``, "line 4: ..."),
+and every other event is scored.
 
 Status codes: 400 ``{"error": {"message", "field", "code"}}`` for input that can never succeed (malformed
 JSON, a body that is not UTF-8, wrong types, unknown fields, text that is not valid Unicode, too many
@@ -60,7 +64,7 @@ import structlog
 from aiohttp import web
 
 from logwarden.core.errors import LogWardenError
-from logwarden.grpc_server.gateway import logstash, wire
+from logwarden.grpc_server.gateway import batches, logstash, wire
 from logwarden.grpc_server.gateway.openapi import document
 from logwarden.grpc_server.security import TokenCheck, ssl_context
 from logwarden.grpc_server.service.errors import DeadlineExceeded, InvalidRequest, ServiceError, Unimplemented
@@ -285,6 +289,8 @@ class HttpGateway(_HttpSite):
             web.post("/v1/score/event", self.score_event),
             web.post("/v1/score/completion", self.score_completion),
             web.post("/v1/labels", self.labels),
+            web.get("/v1/labels", self.list_labels),
+            web.post("/v1/labels/retract", self.retract_labels),
             web.get("/v1/model", self.model),
             web.post("/v1/model/reload", self.reload),
             web.get("/healthz", self.healthz),
@@ -354,43 +360,58 @@ class HttpGateway(_HttpSite):
     # handlers
 
     async def score(self, request: web.Request) -> web.Response:
+        """``{"events": [...]}``, or a shipper's batch: NDJSON or a bare array (``batches.py``)."""
         timeout = self._timeout(request)
-        body = await self._json(request)
         limits = self.service.limits
-        decoded_request, decoded = wire.decode_score(body, limits)
-        request_id = decoded_request.request_id
-        if len(request_id.encode()) > limits.max_field_bytes:
-            raise InvalidRequest("request_id", f"longer than {limits.max_field_bytes} bytes")
-        good = [e for e in decoded if isinstance(e, EventIn)]
-        key = request.headers.get("Idempotency-Key", decoded_request.idempotency_key)
-        if good:
-            scoring = self.service.score(
-                good,
-                decoded_request.mode,
-                timeout=timeout,
-                idempotency_key=key,
-                model=decoded_request.model,
-                window_scope=decoded_request.window_scope,
-                partial_sessions=decoded_request.partial_sessions,
+        key = request.headers.get("Idempotency-Key", "")
+        if batches.is_ndjson(request.content_type):
+            items: list[tuple[int | None, Any]] = batches.ndjson_items(await self._body(request))
+            body: Any = None
+        else:
+            body = await self._json(request)
+            items = [(None, x) for x in body] if isinstance(body, list) else []
+        if body is None or isinstance(body, list):
+            query = batches.query_options(request.query)
+            decoded = batches.decode_items(items, request.query, limits)
+            raw = [value for _, value in items]
+            mode, request_id = query.mode, query.request_id
+            options = _options(key, query.model, query.window_scope, query.partial_sessions)
+        else:
+            decoded_request, decoded = wire.decode_score(body, limits)
+            raw, mode, request_id = body["events"], decoded_request.mode, decoded_request.request_id
+            options = _options(
+                key or decoded_request.idempotency_key,
+                decoded_request.model,
+                decoded_request.window_scope,
+                decoded_request.partial_sessions,
             )
-            out = await self._bounded(scoring, timeout)
+        if len(request_id.encode("utf-8", "surrogatepass")) > limits.max_field_bytes:
+            raise InvalidRequest("request_id", f"longer than {limits.max_field_bytes} bytes")
+        response = (await self._scored(decoded, raw, mode, options, timeout)).to_dict()
+        response["request_id"] = request_id
+        return _json_response(response)
+
+    async def _scored(
+        self, decoded: list[EventIn | InvalidRequest], raw: list, mode: str, options: dict, timeout: float | None
+    ) -> ScoreOutput:
+        """Score the decodable events; the others are answered invalid at their own positions."""
+        good = [e for e in decoded if isinstance(e, EventIn)]
+        if good:
+            out = await self._bounded(self.service.score(good, mode, timeout=timeout, **options), timeout)
         else:
             out = ScoreOutput([], [], self.service.model_info().version)
-        events = body["events"]
         results: list[EventOut] = []
         k = 0  # the event's index among the decodable ones, as the service numbered them
         for i, item in enumerate(decoded):
             if isinstance(item, InvalidRequest):
-                results.append(_invalid_event(events[i], item, out.model_version))
+                results.append(_invalid_event(raw[i], item, out.model_version))
                 continue
             results.append(_reindex(out.results[k], "events", k, i))
             k += 1
         invalid = len(decoded) - len(good)
         if invalid:
             self.server.metrics.events.labels(out.model_version, "invalid").inc(invalid)
-        response = ScoreOutput(results, out.sessions, out.model_version, out.replayed, out.model).to_dict()
-        response["request_id"] = request_id
-        return _json_response(response)
+        return ScoreOutput(results, out.sessions, out.model_version, out.replayed, out.model)
 
     async def score_event(self, request: web.Request) -> web.Response:
         timeout = self._timeout(request)
@@ -399,11 +420,12 @@ class HttpGateway(_HttpSite):
             event, where = logstash.event_from_text(await self._text(request), request.query, limit)
         else:
             event, where = logstash.event_from_json(await self._json(request), request.query, limit)
-        out = await self._bounded(self.service.score([event], "stream", timeout=timeout), timeout)
+        options = _options(model=request.query.get("model", ""))
+        out = await self._bounded(self.service.score([event], "stream", timeout=timeout, **options), timeout)
         (result,) = out.results
         if result.status == INVALID:
             raise logstash.refused(result, where)
-        return _json_response(logstash.answer(result))
+        return _json_response(logstash.answer(result, out.sessions))
 
     async def score_completion(self, request: web.Request) -> web.Response:
         timeout = self._timeout(request)
@@ -429,6 +451,15 @@ class HttpGateway(_HttpSite):
                 continue
             results.append(_reindex(stored[k], "labels", k, i))
             k += 1
+        return _json_response({"results": [r.to_dict() for r in results]})
+
+    async def list_labels(self, request: web.Request) -> web.Response:
+        page = await self.service.list_labels(wire.decode_label_query(request.query))
+        return _json_response(page.to_dict())
+
+    async def retract_labels(self, request: web.Request) -> web.Response:
+        body = wire.decode_retract(await self._json(request))
+        results = await self.service.retract_labels(body.label_ids, body.external_ids, body.analyst)
         return _json_response({"results": [r.to_dict() for r in results]})
 
     async def model(self, request: web.Request) -> web.Response:
@@ -461,6 +492,18 @@ class HttpGateway(_HttpSite):
 
     async def openapi(self, request: web.Request) -> web.Response:
         return _json_response(document(self.service.limits.max_events))
+
+
+def _options(
+    idempotency_key: str = "", model: str = "", window_scope: str = "", partial_sessions: bool = False
+) -> dict[str, Any]:
+    """A score request's options, as ``ScoringService.score`` takes them."""
+    return {
+        "idempotency_key": idempotency_key,
+        "model": model,
+        "window_scope": window_scope,
+        "partial_sessions": partial_sessions,
+    }
 
 
 def _given_id(value: Any) -> str:

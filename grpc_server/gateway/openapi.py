@@ -7,12 +7,14 @@ example is accepted, and that answers match the response schemas.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from logwarden.grpc_server.gateway import wire
+from logwarden.grpc_server.gateway.batches import ScoreQuery
 from logwarden.grpc_server.gateway.logstash import Query
 
 HDFS_LINE_1 = (
@@ -26,6 +28,7 @@ HDFS_LINE_2 = (
 REQUESTS = (
     wire.ScoreRequest,
     wire.SubmitLabelsRequest,
+    wire.RetractLabelsRequest,
     wire.ReloadRequest,
     wire.LogstashEvent,
     wire.CompletionRequest,
@@ -35,6 +38,8 @@ RESPONSES = (
     wire.LogstashResponse,
     wire.CompletionResponse,
     wire.SubmitLabelsResponse,
+    wire.ListLabelsResponse,
+    wire.RetractLabelsResponse,
     wire.ModelInfo,
     wire.ReloadResponse,
     wire.Error,
@@ -88,8 +93,14 @@ def schemas(max_events: int) -> dict[str, Any]:
 
 
 def _query(model: type[BaseModel]) -> list[dict]:
+    properties = model.model_json_schema()["properties"]
     return [
-        {"name": name, "in": "query", "schema": {"type": "string"}, "description": field.description or ""}
+        {
+            "name": name,
+            "in": "query",
+            "schema": {k: v for k, v in properties[name].items() if k in ("type", "minimum")},
+            "description": field.description or "",
+        }
         for name, field in model.model_fields.items()
     ]
 
@@ -126,6 +137,49 @@ def _op(
     if open_:
         op["security"] = [{}, {"bearerAuth": []}]
     return op
+
+
+IDEMPOTENCY_PARAM = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": "a key for this exact request: a resend gets the stored answer (wins over idempotency_key)",
+}
+BATCH_NOTE = (
+    "NDJSON and array bodies only: request options and the fields of shippers' records (a JSON body "
+    '{"events": [...]} carries its options itself)'
+)
+
+
+def _score_body(score: dict) -> dict:
+    """``/v1/score``'s bodies: a ScoreRequest or a bare array (JSON), or NDJSON; arrays and NDJSON hold
+    Events or shippers' records."""
+    body = _json(wire.ScoreRequest, score)
+    media = body["application/json"]
+    media["schema"] = {
+        "anyOf": [
+            media["schema"],
+            {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "Events, or shippers' records (syslog-ng format-json, Fluent Bit json, Vector)",
+            },
+        ]
+    }
+    media["examples"]["fluent_bit_json"] = {
+        "value": [{"date": 1226263518.0, "log": HDFS_LINE_1, "host": "dn-7"}, {"message": HDFS_LINE_2}]
+    }
+    body["application/x-ndjson"] = {
+        "schema": {"type": "string", "description": "one Event or shipper's record (a JSON object) per line"},
+        "examples": {
+            "syslog_ng": {
+                "value": json.dumps({"ts": "2008-11-09T20:35:18+00:00", "message": HDFS_LINE_1, "host": "dn-7"})
+                + "\n"
+                + json.dumps({"ts": "2008-11-09T20:35:19+00:00", "message": HDFS_LINE_2, "host": "dn-7"})
+            }
+        },
+    }
+    return body
 
 
 def _examples() -> tuple[dict, dict, dict]:
@@ -170,8 +224,14 @@ def document(max_events: int = 2000) -> dict:
                 "Score a batch of events (per-event status; sequence mode adds session verdicts)",
                 wire.ScoreResponse,
                 scoring_errors,
-                body=_json(wire.ScoreRequest, score),
-                params=TIMEOUT_PARAMS,
+                body=_score_body(score),
+                params=TIMEOUT_PARAMS
+                + [IDEMPOTENCY_PARAM]
+                + [
+                    {**p, "description": f"{p['description']} ({BATCH_NOTE})"}
+                    for p in _query(ScoreQuery)
+                    if p["name"] != "timeout_ms"
+                ],
             )
         },
         "/v1/score/event": {
@@ -207,6 +267,25 @@ def document(max_events: int = 2000) -> dict:
                 wire.SubmitLabelsResponse,
                 ("400", "401", "408", "413", "500", "501", "503"),
                 body=_json(wire.SubmitLabelsRequest, {"session": labels}),
+            ),
+            "get": _op(
+                "listLabels",
+                "Stored labels in store order, one page (next_after_id continues)",
+                wire.ListLabelsResponse,
+                ("400", "401", "500", "501", "503"),
+                params=_query(wire.ListLabelsQuery),
+            ),
+        },
+        "/v1/labels/retract": {
+            "post": _op(
+                "retractLabels",
+                "Withdraw labels by store id or external id (one result per id)",
+                wire.RetractLabelsResponse,
+                ("400", "401", "408", "413", "500", "501", "503"),
+                body=_json(
+                    wire.RetractLabelsRequest,
+                    {"by_external_id": {"external_ids": ["splunk:main:42"], "analyst": "ann"}},
+                ),
             )
         },
         "/v1/model": {"get": _op("getModelInfo", "The served model", wire.ModelInfo, ("401",))},

@@ -23,7 +23,7 @@ import binascii
 import math
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -44,7 +44,7 @@ from pydantic.alias_generators import to_camel
 from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.parsing.sessions import in_time_range
 from logwarden.grpc_server.service.errors import InvalidRequest
-from logwarden.grpc_server.service.schema import EventIn, LabelIn
+from logwarden.grpc_server.service.schema import EventIn, LabelIn, LabelQuery
 from logwarden.grpc_server.service.validation import Limits, check_batch
 
 MAX_PATH_CHARS = 200
@@ -232,6 +232,14 @@ class Label(Request):
     predicted: Predicted = Field("", description="the model's verdict at the time (empty: unknown)")
     reason: Text = Field("", description="the model's alert reason")
     reason_code: Reason = Field("", description="its reason code (empty: unknown)")
+    external_id: Text = Field(
+        "",
+        description="your stable id of what is labelled (e.g. <index>/<_id>): the same label again is stored "
+        "once (duplicate), a changed one replaces it",
+    )
+    attributes: dict[Text, Text] = Field(
+        default_factory=dict, description="where the labelled event lives (index, document id, search id); at most 16"
+    )
 
     def to_service(self) -> LabelIn:
         return LabelIn(**{name: getattr(self, name) for name in type(self).model_fields})
@@ -239,6 +247,47 @@ class Label(Request):
 
 class SubmitLabelsRequest(Request):
     labels: list[Label]
+
+
+def _query_time(value: Any) -> Any:
+    """A query parameter's time: epoch seconds, else RFC 3339."""
+    try:
+        return _time(float(value)) if isinstance(value, str) else _time(value)
+    except ValueError:
+        return _time(value)
+
+
+def _id_text(value: Any) -> Any:
+    return str(value) if type(value) is int else value  # a store id may come as a JSON number too
+
+
+class ListLabelsQuery(BaseModel):
+    """The query parameters of ``GET /v1/labels``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: Annotated[
+        float | None,
+        BeforeValidator(_query_time),
+        WithJsonSchema({"type": "string", "description": "RFC 3339 or epoch seconds"}),
+    ] = Field(None, description="only labels whose analyst time is at or after this (RFC 3339 or epoch seconds)")
+    after_id: int = Field(0, ge=0, description="only labels with a store id above this (the previous next_after_id)")
+    source: Text = Field("", description="only labels of this source")
+    limit: int = Field(0, ge=0, description="page size (0: 100; at most 10,000)")
+    include_retracted: bool = Field(False, description="list withdrawn labels too (retracted: true)")
+
+    def to_service(self) -> LabelQuery:
+        return LabelQuery(self.since, self.after_id, self.source, self.limit, self.include_retracted)
+
+
+class RetractLabelsRequest(Request):
+    """Withdraw labels (an analyst changed their mind): by store id and/or by external id."""
+
+    label_ids: list[Annotated[Text, BeforeValidator(_id_text)]] = Field(
+        default_factory=list, description="store ids (LabelResult.label_id)"
+    )
+    external_ids: list[Text] = Field(default_factory=list, description="external ids (Label.external_id)")
+    analyst: Text = Field("", description="who withdraws them (required)")
 
 
 class ReloadRequest(Request):
@@ -340,10 +389,57 @@ class LabelResult(Response):
     error: str
     error_field: str
     label_id: str
+    duplicate: bool = Field(description="the same label was stored before: nothing written, its label_id back")
+    replaced: bool = Field(description="a label with the same external_id and other content was replaced")
 
 
 class SubmitLabelsResponse(Response):
     results: list[LabelResult]
+
+
+class StoredLabelFields(Response):
+    """A stored label's fields (as submitted; ``time`` is the analyst's time, epoch seconds)."""
+
+    id: str
+    target: Literal["event", "session"]
+    value: Literal["anomaly", "normal"]
+    analyst: str
+    time: float | None
+    comment: str
+    source: str
+    session_key: str
+    template_id: str
+    event_id: str
+    message: str
+    model_version: str
+    keys: list[str]
+    predicted: Literal["anomaly", "normal", ""]
+    reason: str
+    reason_code: ReasonCodeText
+    external_id: str
+    attributes: dict[str, str]
+
+
+class StoredLabel(Response):
+    label_id: str = Field(description="the store's id (grows with insertion order)")
+    label: StoredLabelFields
+    retracted: bool = Field(description="withdrawn or replaced: it no longer counts")
+
+
+class ListLabelsResponse(Response):
+    labels: list[StoredLabel] = Field(description="oldest first (store order)")
+    next_after_id: int = Field(description="the after_id of the next page; 0 when this page was the last")
+
+
+class RetractResult(Response):
+    id: str = Field(description="the label id or external id as given")
+    retracted: bool
+    error: str
+    error_field: str
+
+
+class RetractLabelsResponse(Response):
+    results: list[RetractResult] = Field(description="one per id: the label_ids first, then the external_ids")
 
 
 class ModelRoute(Response):
@@ -373,6 +469,18 @@ class ReloadResponse(Response):
     previous_version: str
     model: ModelInfo
     changed: bool
+
+
+class LogstashSession(Response):
+    """The verdict of the session the event ended (session_end)."""
+
+    score: float
+    verdict: Literal["normal", "anomalous"]
+    anomalous: bool
+    reason: str
+    reason_code: ReasonCodeText
+    events: int
+    anomalous_events: int
 
 
 class LogstashFields(Response):
@@ -458,6 +566,30 @@ def decode_labels(body: Any, limits: Limits) -> list[LabelIn | InvalidRequest]:
         request, _ = _validate(SubmitLabelsRequest, {**body, "labels": good}, "labels")
     good_labels = iter(request.labels)
     return [bad[i] if i in bad else next(good_labels).to_service() for i in range(len(labels))]
+
+
+def decode_label_query(query: Mapping[str, str]) -> LabelQuery:
+    """``GET /v1/labels``'s query parameters (``timeout_ms`` aside); a bad one raises naming it."""
+    params = {k: v for k, v in query.items() if k != "timeout_ms"}
+    try:
+        return ListLabelsQuery.model_validate(params).to_service()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        problem = _QUERY_PROBLEMS.get(error["type"]) or describe(error)
+        raise InvalidRequest(field_path(ListLabelsQuery, error["loc"]) or "query", problem) from None
+
+
+_QUERY_PROBLEMS = {
+    "int_parsing": "must be an integer",
+    "bool_parsing": "must be true or false",
+    "greater_than_equal": "must not be negative",
+    "extra_forbidden": "unknown query parameter",
+}
+
+
+def decode_retract(body: Any) -> RetractLabelsRequest:
+    request, _ = _validate(RetractLabelsRequest, body, "")
+    return request
 
 
 def decode_completion(body: Any) -> EventIn:

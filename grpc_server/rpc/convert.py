@@ -12,7 +12,10 @@ from logwarden.grpc_server.service.schema import (
     EventOut,
     LabelIn,
     LabelOut,
+    LabelPage,
+    LabelQuery,
     ModelInfoOut,
+    RetractOut,
     ScoreOutput,
     SessionOut,
 )
@@ -145,6 +148,8 @@ def label_in(label: labels_pb2.Label) -> LabelIn:
         predicted=_predicted(label.predicted),
         reason=label.reason,
         reason_code=reason_code_word(label.reason_code),
+        external_id=label.external_id,
+        attributes=dict(label.attributes) if label.attributes else {},
     )
 
 
@@ -173,8 +178,73 @@ def labels_response(results: list[LabelOut]) -> labels_pb2.SubmitLabelsResponse:
     return labels_pb2.SubmitLabelsResponse(
         results=[
             labels_pb2.LabelResult(
-                id=r.id, accepted=r.accepted, error=r.error, error_field=r.error_field, label_id=r.label_id
+                id=r.id,
+                accepted=r.accepted,
+                error=r.error,
+                error_field=r.error_field,
+                label_id=r.label_id,
+                duplicate=r.duplicate,
+                replaced=r.replaced,
             )
+            for r in results
+        ]
+    )
+
+
+# -- listing and retracting labels -------------------------------------------------------------------
+
+TARGET_PB = {word: number for number, word in TARGETS.items()}
+VALUE_PB = {word: number for number, word in VALUES.items()}
+
+
+def label_query(request: labels_pb2.ListLabelsRequest) -> LabelQuery:
+    return LabelQuery(
+        since=_seconds(request.since) if request.HasField("since") else None,
+        after_id=request.after_id,
+        source=request.source,
+        limit=request.limit,
+        include_retracted=request.include_retracted,
+    )
+
+
+def _label_pb(label: LabelIn) -> labels_pb2.Label:
+    out = labels_pb2.Label(
+        target=TARGET_PB.get(label.target, 0),
+        value=VALUE_PB.get(label.value, 0),
+        analyst=label.analyst,
+        comment=label.comment,
+        source=label.source,
+        session_key=label.session_key,
+        template_id=label.template_id,
+        event_id=label.event_id,
+        message=label.message,
+        model_version=label.model_version,
+        keys=label.keys,
+        predicted=VALUE_PB.get(label.predicted, 0),
+        reason=label.reason,
+        reason_code=reason_code_pb(label.reason_code),
+        external_id=label.external_id,
+        attributes=label.attributes,
+    )
+    if label.time is not None:
+        out.time.CopyFrom(_timestamp(label.time))
+    return out
+
+
+def list_response(page: LabelPage) -> labels_pb2.ListLabelsResponse:
+    return labels_pb2.ListLabelsResponse(
+        labels=[
+            labels_pb2.StoredLabel(label_id=x.label_id, label=_label_pb(x.label), retracted=x.retracted)
+            for x in page.labels
+        ],
+        next_after_id=page.next_after_id,
+    )
+
+
+def retract_response(results: list[RetractOut]) -> labels_pb2.RetractLabelsResponse:
+    return labels_pb2.RetractLabelsResponse(
+        results=[
+            labels_pb2.RetractResult(id=r.id, retracted=r.retracted, error=r.error, error_field=r.error_field)
             for r in results
         ]
     )

@@ -165,6 +165,30 @@ class LabelServicer(labels_pb2_grpc.LabelServiceServicer):
         obs.done(grpc.StatusCode.OK)
         return convert.labels_response(results)
 
+    async def ListLabels(self, request, context):
+        await _check(request, context)
+        obs = _Observed(self.service, "ListLabels")
+        try:
+            page = await self.service.list_labels(convert.label_query(request))
+        except ServiceError as exc:
+            await _abort(context, obs, exc)
+            raise
+        obs.done(grpc.StatusCode.OK)
+        return convert.list_response(page)
+
+    async def RetractLabels(self, request, context):
+        await _check(request, context)
+        obs = _Observed(self.service, "RetractLabels")
+        try:
+            results = await self.service.retract_labels(
+                list(request.label_ids), list(request.external_ids), request.analyst
+            )
+        except ServiceError as exc:
+            await _abort(context, obs, exc)
+            raise
+        obs.done(grpc.StatusCode.OK)
+        return convert.retract_response(results)
+
 
 class ModelServicer(model_pb2_grpc.ModelServiceServicer):
     def __init__(self, service: ScoringService) -> None:

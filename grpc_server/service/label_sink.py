@@ -1,5 +1,5 @@
 """The label store behind ``ScoringService.labels``: wire labels become core ``Label``s, are written
-durably, and move their source's K at once.
+durably, and move their source's K at once; stored labels are listed page by page and can be retracted.
 
     sink = await open_label_sink(path, holder)        # SQLite store + thresholds for the served version
     ScoringService(..., labels=sink, k_lookup=sink.k_for_source, on_model_change=sink.model_changed)
@@ -10,6 +10,11 @@ thread; ``k_for_source`` only reads a dict under a lock and never blocks the eve
 rebuilds are serialized, so a label written while the thresholds are being rebuilt for a new model
 version is never lost between the two. A label without ``model_version`` is taken to be about the
 served version (the one whose K it recalibrates).
+
+Labels with an ``external_id`` count one vote each: the same label sent again is a duplicate (nothing is
+written, the stored id comes back, K does not move); a changed one replaces the stored one, and a
+retraction withdraws it. After a replacement or a retraction the thresholds are rebuilt from the store
+(in the worker thread, then swapped in whole), so the withdrawn vote is gone wherever it was counted.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import structlog
 
 from logwarden.core.errors import LogWardenError
 from logwarden.core.labels import KBounds, Label, LabelError, LabelStore, SourceThresholds, SqliteLabelStore
+from logwarden.core.labels.store import Submitted
 from logwarden.grpc_server.service.errors import InvalidRequest, ServiceError
 from logwarden.grpc_server.service.model_holder import ModelHolder, ServedModel
-from logwarden.grpc_server.service.schema import LabelIn
+from logwarden.grpc_server.service.schema import LabelIn, LabelPage, LabelQuery, RetractOut, StoredLabelOut
 
 log = structlog.get_logger("logwarden.labels")
 
@@ -68,7 +74,37 @@ def to_label(label: LabelIn, default_model_version: str = "") -> Label:
         reason_code=label.reason_code or None,
         comment=label.comment,
         keys=label.keys or None,
+        external_id=label.external_id or None,
+        attributes=label.attributes or None,
         created_at=created_at,
+    )
+
+
+def stored_label(label: Label) -> StoredLabelOut:
+    """A core label read from the store, as the wire lists it (``time`` is the analyst's time)."""
+    created = datetime.fromisoformat(label.created_at).timestamp() if label.created_at else None
+    return StoredLabelOut(
+        label_id=str(label.id or ""),
+        label=LabelIn(
+            target=label.target,  # type: ignore[arg-type]
+            value=label.verdict,  # type: ignore[arg-type]
+            analyst=label.analyst,
+            time=created,
+            comment=label.comment,
+            source=label.source,
+            session_key=label.session_key,
+            template_id=label.template_id or "",
+            event_id=label.event_id or "",
+            message=label.message or "",
+            model_version=label.model_version,
+            keys=list(label.keys or ()),
+            predicted=label.predicted or "",  # type: ignore[arg-type]
+            reason=label.reason,
+            reason_code=label.reason_code or "",
+            external_id=label.external_id or "",
+            attributes=dict(label.attributes or {}),
+        ),
+        retracted=label.retracted_at is not None,
     )
 
 
@@ -124,35 +160,93 @@ class StoreLabelSink:
         thresholds = self.thresholds
         return None if thresholds is None else thresholds.k_for_source(source)
 
-    async def submit(self, labels: Sequence[LabelIn]) -> list[str]:
-        """Store labels (validated by ``check_label``) in one transaction, then update the thresholds.
-        Shielded: a caller that goes away mid-write does not leave stored labels uncounted."""
+    async def submit(self, labels: Sequence[LabelIn]) -> list[Submitted]:
+        """Store labels (validated by ``check_label``) in one transaction, then update the thresholds;
+        each result says whether the label was a duplicate or replaced another. Shielded: a caller that
+        goes away mid-write does not leave stored labels uncounted."""
         version = self.served_version()
         core = [to_label(label, version) for label in labels]
-        ids = await asyncio.shield(self._write(core))
-        return [str(i) for i in ids]
+        return await asyncio.shield(self._write(core))
 
-    async def _write(self, labels: list[Label]) -> list[int]:
+    async def _write(self, labels: list[Label]) -> list[Submitted]:
         async with self._lock:
             try:
-                ids = await asyncio.to_thread(self.store.add_many, labels)
+                done = await asyncio.to_thread(self.store.submit, labels)
             except LabelError as exc:  # check_label lets nothing through that the store refuses; if it did:
                 raise InvalidRequest(f"labels.{wire_field(exc.field)}", exc.problem) from exc
             except LogWardenError as exc:
                 log.error("labels not stored", error=str(exc))
-                cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""  # SQLite's words, no path
-                message = f"labels not stored: the label store could not write{cause}; retry"
-                raise LabelStoreUnavailable(message) from exc
-            thresholds = self.thresholds
-            if thresholds is not None:
-                for label in labels:
-                    thresholds.observe(label)
-        return ids
+                raise LabelStoreUnavailable(_unavailable("labels not stored", exc)) from exc
+            if any(s.replaced is not None for s in done):  # the replaced votes leave wherever they were counted
+                await self._rebuild()
+            elif self.thresholds is not None:
+                for label, submitted in zip(labels, done, strict=True):
+                    if not submitted.duplicate:
+                        self.thresholds.observe(label)
+        return done
+
+    async def retract(self, label_ids: Sequence[int], external_ids: Sequence[str], analyst: str) -> list[RetractOut]:
+        """Withdraw labels by store id, then by external id (one transaction), then rebuild the thresholds."""
+        done = await asyncio.shield(self._retract(label_ids, external_ids))
+        log.info("labels retracted", analyst=analyst, asked=len(done), retracted=sum(r.retracted for r in done))
+        return done
+
+    async def _retract(self, label_ids: Sequence[int], external_ids: Sequence[str]) -> list[RetractOut]:
+        async with self._lock:
+            try:
+                done = await asyncio.to_thread(self.store.retract, label_ids, external_ids)
+            except LogWardenError as exc:
+                log.error("labels not retracted", error=str(exc))
+                raise LabelStoreUnavailable(_unavailable("labels not retracted", exc)) from exc
+            if any(r.retracted for r in done):
+                await self._rebuild()
+        return [RetractOut(r.id, r.retracted, r.error) for r in done]
+
+    async def _rebuild(self) -> None:
+        """Recount the served version's votes from the store (a worker thread), then swap them in whole.
+        Called under the lock; on failure the old thresholds stay (logged): the labels are stored."""
+        current = self.thresholds
+        if current is None:
+            return
+        fresh = SourceThresholds(
+            current.base_k, current.bounds, policy=current.policy, model_version=current.model_version
+        )
+        try:
+            await asyncio.to_thread(fresh.rebuild, self.store)
+        except LogWardenError as exc:
+            log.error("label thresholds not rebuilt; withdrawn votes count until the next rebuild", error=str(exc))
+            return
+        self.thresholds = fresh
+
+    async def list(self, query: LabelQuery, limit: int) -> LabelPage:
+        """One page of stored labels in store order (``limit`` already checked), and where the next starts."""
+        try:
+            return await asyncio.to_thread(self._page, query, limit)
+        except LogWardenError as exc:
+            log.error("labels not read", error=str(exc))
+            raise LabelStoreUnavailable(_unavailable("labels not read", exc)) from exc
+
+    def _page(self, query: LabelQuery, limit: int) -> LabelPage:
+        filters = {
+            "source": query.source or None,
+            "since": None if query.since is None else datetime.fromtimestamp(query.since, UTC),
+            "newest_first": False,
+            "include_retracted": query.include_retracted,
+        }
+        page = self.store.query(after_id=query.after_id, limit=limit, **filters)
+        last = page[-1].id if page else None
+        more = last is not None and len(page) == limit and self.store.query(after_id=last, limit=1, **filters)
+        return LabelPage([stored_label(x) for x in page], last if more and last is not None else 0)
 
     async def close(self) -> None:
         """Wait for a write in progress, then close the store."""
         async with self._lock:
             await asyncio.to_thread(self.store.close)
+
+
+def _unavailable(what: str, exc: LogWardenError) -> str:
+    cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""  # SQLite's words, no path
+    return f"{what}: the label store could not be used{cause}; retry"
 
 
 async def open_label_sink(path: Path | str, holder: ModelHolder) -> StoreLabelSink:

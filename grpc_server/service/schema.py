@@ -151,6 +151,11 @@ class LabelIn:
     predicted: Literal["anomaly", "normal", ""] = ""  # the model's verdict at the time ("": unknown)
     reason: str = ""  # the model's alert reason
     reason_code: str = ""  # its ReasonCode value ("": unknown)
+    external_id: str = ""  # the caller's stable id of what is labelled: unique among the store's live labels
+    attributes: dict[str, str] = field(default_factory=dict)  # where the labelled event lives (index, _id, sid)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(slots=True)
@@ -160,6 +165,54 @@ class LabelOut:
     error: str = ""
     error_field: str = ""
     label_id: str = ""
+    duplicate: bool = False  # the same label (external id and content) was stored before: nothing written
+    replaced: bool = False  # a live label with the same external id and other content was replaced by this one
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class StoredLabelOut:
+    """A label as the store keeps it: its store id, what it says, and whether it was withdrawn."""
+
+    label_id: str
+    label: LabelIn
+    retracted: bool = False
+
+    def to_dict(self) -> dict:
+        return {"label_id": self.label_id, "label": self.label.to_dict(), "retracted": self.retracted}
+
+
+@dataclass(slots=True)
+class LabelQuery:
+    """Which stored labels to list: analyst time at or after ``since`` (epoch seconds), store id after
+    ``after_id``, of ``source``; ``limit`` per page; withdrawn ones only with ``include_retracted``."""
+
+    since: float | None = None
+    after_id: int = 0
+    source: str = ""
+    limit: int = 0  # 0: the default page size
+    include_retracted: bool = False
+
+
+@dataclass(slots=True)
+class LabelPage:
+    labels: list[StoredLabelOut]
+    next_after_id: int = 0  # the after_id of the next page; 0 when this page was the last
+
+    def to_dict(self) -> dict:
+        return {"labels": [x.to_dict() for x in self.labels], "next_after_id": self.next_after_id}
+
+
+@dataclass(slots=True)
+class RetractOut:
+    """What a retraction did with one id (a store id or an external id, as given)."""
+
+    id: str
+    retracted: bool
+    error: str = ""
+    error_field: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

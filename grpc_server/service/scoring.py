@@ -5,6 +5,8 @@ API (all on the server's event loop; types in ``logwarden.grpc_server.service.sc
     await service.score(events, mode="stream" | "sequence", timeout=None, idempotency_key="", model="",
                         window_scope="", partial_sessions=False) -> ScoreOutput
     await service.submit_labels(labels: Sequence[LabelIn]) -> list[LabelOut]
+    await service.list_labels(query: LabelQuery) -> LabelPage
+    await service.retract_labels(label_ids, external_ids, analyst) -> list[RetractOut]
     service.model_info(model="") -> ModelInfoOut
     await service.reload_model(version, model="") -> tuple[str, ModelInfoOut, bool]  # previous, now, changed
 
@@ -51,6 +53,7 @@ from typing import Protocol
 
 from logwarden.core.detect.detector import EventVerdict
 from logwarden.core.errors import LogWardenError
+from logwarden.core.labels.store import Submitted
 from logwarden.core.parsing.sessions import Event as ParsedEvent
 from logwarden.core.parsing.sessions import build_sessions, in_time_range, session_key
 from logwarden.core.records import LogRecord
@@ -69,12 +72,23 @@ from logwarden.grpc_server.service.schema import (
     Expected,
     LabelIn,
     LabelOut,
+    LabelPage,
+    LabelQuery,
     Mode,
     ModelInfoOut,
+    RetractOut,
     ScoreOutput,
     SessionOut,
 )
-from logwarden.grpc_server.service.validation import Limits, check_batch, check_event, check_label
+from logwarden.grpc_server.service.validation import (
+    Limits,
+    check_batch,
+    check_event,
+    check_label,
+    check_label_query,
+    check_retraction,
+    retract_id,
+)
 from logwarden.grpc_server.service.windows import window_key
 from logwarden.grpc_server.service.windows.scoped import MAX_SCOPE_BYTES, ScopedWindows
 
@@ -85,8 +99,16 @@ ModelListener = Callable[[ServedModel], Awaitable[None]]
 class LabelSink(Protocol):
     """The label store as the service sees it (``label_sink.StoreLabelSink`` implements it)."""
 
-    async def submit(self, labels: Sequence[LabelIn]) -> list[str]:
-        """Store valid labels durably; return the store's id of each."""
+    async def submit(self, labels: Sequence[LabelIn]) -> list[Submitted]:
+        """Store valid labels durably; the store's id of each, and whether it was a duplicate or replaced one."""
+        ...
+
+    async def list(self, query: LabelQuery, limit: int) -> LabelPage:
+        """One page of stored labels, oldest first."""
+        ...
+
+    async def retract(self, label_ids: Sequence[int], external_ids: Sequence[str], analyst: str) -> list[RetractOut]:
+        """Withdraw labels by store id, then by external id; unknown ones are reported, not raised."""
         ...
 
 
@@ -395,10 +417,46 @@ class ScoringService:
             out.append(LabelOut(label.id, True))
             valid.append((i, label))
         if valid:
-            ids = await self.labels.submit([label for _, label in valid])
-            for (i, _), label_id in zip(valid, ids, strict=True):
-                out[i].label_id = label_id
+            stored = await self.labels.submit([label for _, label in valid])
+            for (i, _), submitted in zip(valid, stored, strict=True):
+                out[i].label_id = str(submitted.id)
+                out[i].duplicate = submitted.duplicate
+                out[i].replaced = submitted.replaced is not None
         return out
+
+    async def list_labels(self, query: LabelQuery) -> LabelPage:
+        """Stored labels in store order, one page (``next_after_id`` continues it)."""
+        if self.labels is None:
+            raise Unimplemented("this server has no label store configured (set label_db)")
+        limit = check_label_query(query, self.limits)
+        return await self.labels.list(query, limit)
+
+    async def retract_labels(
+        self, label_ids: Sequence[str], external_ids: Sequence[str], analyst: str
+    ) -> list[RetractOut]:
+        """Withdraw labels (an analyst's decision); one result per id, in the order given (store ids first)."""
+        if self.labels is None:
+            raise Unimplemented("this server has no label store configured (set label_db)")
+        check_retraction(label_ids, external_ids, analyst, self.limits)
+        given = [(f"label_ids[{i}]", x) for i, x in enumerate(label_ids)]
+        given += [(f"external_ids[{i}]", x) for i, x in enumerate(external_ids)]
+        out: list[RetractOut | None] = []
+        wanted: list[tuple[int, int | str]] = []
+        for field_name, value in given:
+            try:
+                wanted.append((len(out), retract_id(field_name, value, self.limits)))
+                out.append(None)
+            except InvalidRequest as exc:
+                out.append(RetractOut(value, False, exc.message, exc.field))
+        ids = [v for _, v in wanted if isinstance(v, int)]
+        external = [v for _, v in wanted if isinstance(v, str)]
+        done = await self.labels.retract(ids, external, analyst) if wanted else []
+        for (k, _), result in zip(wanted, done, strict=True):  # the store answers store ids first, as asked
+            if not result.retracted:
+                result.error_field = given[k][0]
+                result.error = f"{given[k][0]}: {result.error}"
+            out[k] = result
+        return [r for r in out if r is not None]
 
     def model_info(self, model: str = "") -> ModelInfoOut:
         return self.models.info(model)

@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from logwarden.core.labels import LabelError
+from logwarden.core.labels.label import MAX_ATTRIBUTES as MAX_LABEL_ATTRIBUTES
+from logwarden.core.labels.store import MAX_QUERY
 from logwarden.core.parsing.sessions import in_time_range
 from logwarden.grpc_server.service.errors import InvalidRequest
 from logwarden.grpc_server.service.label_sink import to_label, wire_field
-from logwarden.grpc_server.service.schema import EventIn, LabelIn
+from logwarden.grpc_server.service.schema import EventIn, LabelIn, LabelQuery
 
+DEFAULT_LABEL_PAGE = 100
 REPLACED_BYTES = "raw bytes were not valid UTF-8; invalid sequences were replaced with U+FFFD"
 
 
@@ -106,7 +109,51 @@ def check_label(i: int, label: LabelIn, limits: Limits) -> None:
     _check_text(f"{where}.reason", label.reason, limits.max_field_bytes)
     for j, key in enumerate(label.keys):
         _check_text(f"{where}.keys[{j}]", key, limits.max_field_bytes)
+    _check_text(f"{where}.external_id", label.external_id, limits.max_field_bytes)
+    if len(label.attributes) > MAX_LABEL_ATTRIBUTES:
+        raise InvalidRequest(
+            f"{where}.attributes", f"{len(label.attributes)} attributes exceed the limit of {MAX_LABEL_ATTRIBUTES}"
+        )
+    for key, value in label.attributes.items():
+        _check_text(f"{where}.attributes", key, limits.max_field_bytes)
+        _check_text(f"{where}.attributes[{key[:100]!r}]", value, limits.max_field_bytes)
     try:  # the label store's own rules (required analyst and source, single-line fields, log keys)
         to_label(label)
     except LabelError as exc:
         raise InvalidRequest(f"{where}.{wire_field(exc.field)}", exc.problem) from exc
+
+
+def check_label_query(query: LabelQuery, limits: Limits) -> int:
+    """The page size a label listing asks for (0: the default); ``InvalidRequest`` names a bad parameter."""
+    if not 0 <= query.limit <= MAX_QUERY:
+        raise InvalidRequest("limit", f"must be between 1 and {MAX_QUERY} (0: {DEFAULT_LABEL_PAGE})")
+    if query.after_id < 0:
+        raise InvalidRequest("after_id", "must not be negative")
+    if query.since is not None and not (math.isfinite(query.since) and in_time_range(query.since)):
+        raise InvalidRequest("since", "out of range: not a time between the years 1 and 9999")
+    _check_text("source", query.source, limits.max_field_bytes)
+    return query.limit or DEFAULT_LABEL_PAGE
+
+
+def check_retraction(label_ids: Sequence[str], external_ids: Sequence[str], analyst: str, limits: Limits) -> None:
+    """A retraction as a whole: at least one id, at most ``max_events`` of them, and who withdraws them."""
+    count = len(label_ids) + len(external_ids)
+    if not count:
+        raise InvalidRequest("label_ids", "empty: give label_ids or external_ids")
+    if count > limits.max_events:
+        raise InvalidRequest("label_ids", f"{count} ids exceed the limit of {limits.max_events} per request")
+    _check_text("analyst", analyst, limits.max_field_bytes)
+    if not analyst.strip():
+        raise InvalidRequest("analyst", "missing: who withdraws the labels")
+
+
+def retract_id(field: str, value: str, limits: Limits) -> int | str:
+    """``label_ids[i]`` as the store's integer id, or ``external_ids[i]`` checked as text."""
+    if field.startswith("external_ids"):
+        _check_text(field, value, limits.max_field_bytes)
+        if not value:
+            raise InvalidRequest(field, "empty")
+        return value
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 2**63):
+        raise InvalidRequest(field, f"not a label id (a positive integer): {value[:40]!r}")
+    return int(value)

@@ -26,7 +26,14 @@ them on (``logwarden.status: unscored``) and keeps going. A call takes at most a
 (default 30 s). Only caller mistakes raise (``ValueError`` / ``TypeError``: an unknown mode, an
 event that is not an Event, str or dict). ``status="invalid"`` means the server refused that one event
 (``error`` / ``error_field``); retrying will not change it. Labels and model info are not scoring:
-``submit_labels`` and ``model_info`` retry the same way, then raise ``ScorerUnavailable``.
+``submit_labels``, ``list_labels``, ``iter_labels``, ``retract_labels`` and ``model_info`` retry the same
+way, then raise ``ScorerUnavailable``.
+
+Labels: ``submit_labels`` results say ``duplicate`` (the same ``external_id`` and content was stored
+before: the same ``label_id`` back) and ``replaced`` (a changed label replaced the stored one);
+``list_labels(since=, after_id=, source=, limit=, include_retracted=)`` gives one page
+(``{"labels": [{"label_id", "label", "retracted"}], "next_after_id"}``), ``iter_labels`` every page, and
+``retract_labels(label_ids=, external_ids=, analyst=)`` withdraws labels (one result per id).
 
 Batching: inputs are split into requests of at most ``max_batch_events`` events and
 ``max_batch_bytes`` bytes (keep both under the server's ``max_events_per_request`` and

@@ -8,7 +8,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Union
@@ -225,6 +225,59 @@ class ScoreOptions:
         if self.idempotency_key is None:
             return uuid.uuid4().hex
         return self.idempotency_key if batches == 1 and str(batch) == "0" else f"{self.idempotency_key}/{batch}"
+
+
+def label_filters(
+    since: Any = None, after_id: int = 0, source: str = "", limit: int = 0, include_retracted: bool = False
+) -> dict[str, Any]:
+    """The filters of ``list_labels`` that are set, checked (``ValueError``: the caller's mistake); ``since``
+    (epoch seconds, a datetime or ISO 8601 text: the analyst's time) as epoch seconds."""
+    out: dict[str, Any] = {}
+    if since is not None:
+        seconds = _epoch(since)
+        if seconds is None:
+            raise ValueError(f"since must be epoch seconds, a datetime or ISO 8601 text, not {since!r}")
+        out["since"] = seconds
+    for name, value in (("after_id", after_id), ("limit", limit)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if value:
+            out[name] = value
+    if source:
+        out["source"] = source
+    if include_retracted:
+        out["include_retracted"] = True
+    return out
+
+
+class LabelPages:
+    """``iter_labels`` for a client with ``list_labels`` (both clients share it)."""
+
+    def list_labels(self, **query: Any) -> dict:
+        raise NotImplementedError
+
+    def iter_labels(
+        self,
+        *,
+        since: Any = None,
+        after_id: int = 0,
+        source: str = "",
+        page_size: int = 1000,
+        include_retracted: bool = False,
+        budget_s: float | None = None,
+    ) -> Iterator[dict]:
+        """Every stored label matching the filters, oldest first, fetched a page at a time (``list_labels``)."""
+        label_filters(since, after_id, source, page_size, include_retracted)  # the caller's mistakes, at once
+        query = {"since": since, "source": source, "limit": page_size, "include_retracted": include_retracted}
+        return self._pages(dict(query, budget_s=budget_s), after_id)
+
+    def _pages(self, query: dict, after_id: int) -> Iterator[dict]:
+        while True:
+            answer = self.list_labels(after_id=after_id, **query)
+            yield from answer["labels"]
+            after_id = answer["next_after_id"]
+            if not after_id:
+                return
 
 
 def unscored(event: Event, reason: str) -> ScoredEvent:

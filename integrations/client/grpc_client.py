@@ -28,6 +28,7 @@ from .common import (
     Event,
     EventLike,
     Expected,
+    LabelPages,
     Plan,
     RetryPolicy,
     ScoredEvent,
@@ -37,6 +38,7 @@ from .common import (
     as_event,
     call_with_retries,
     check_mode,
+    label_filters,
 )
 
 log = logging.getLogger("logwarden.client")
@@ -126,7 +128,7 @@ class _Base:
         return [_result(r) for r in response.results], [_session(s) for s in response.sessions]
 
 
-class LogWardenClient(_Base):
+class LogWardenClient(_Base, LabelPages):
     """Blocking client. ``score`` never raises for server or network trouble (see the package docs)."""
 
     def __init__(self, target: str, **options: Any) -> None:
@@ -176,6 +178,42 @@ class LogWardenClient(_Base):
         """Store analysts' labels (dicts with the Label fields); ``ScorerUnavailable`` when that fails."""
         request = labels_pb2.SubmitLabelsRequest(labels=[_label_pb(x) for x in labels])
         response = self._must(self._labels.SubmitLabels, request, budget_s)
+        return [
+            json_format.MessageToDict(r, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+            for r in response.results
+        ]
+
+    def list_labels(
+        self,
+        *,
+        since: Any = None,
+        after_id: int = 0,
+        source: str = "",
+        limit: int = 0,
+        include_retracted: bool = False,
+        budget_s: float | None = None,
+    ) -> dict:
+        """One page of stored labels, oldest first, shaped as the HTTP client's (``HttpClient.list_labels``)."""
+        query = label_filters(since, after_id, source, limit, include_retracted)
+        request = labels_pb2.ListLabelsRequest(**{k: v for k, v in query.items() if k != "since"})
+        if "since" in query:
+            request.since.FromNanoseconds(int(query["since"] * 1e9))
+        response = self._must(self._labels.ListLabels, request, budget_s)
+        return {"labels": [_stored_label(x) for x in response.labels], "next_after_id": response.next_after_id}
+
+    def retract_labels(
+        self,
+        *,
+        label_ids: Iterable[str] = (),
+        external_ids: Iterable[str] = (),
+        analyst: str,
+        budget_s: float | None = None,
+    ) -> list[dict]:
+        """Withdraw labels by store id and/or external id; one result per id (``retracted``, else ``error``)."""
+        request = labels_pb2.RetractLabelsRequest(
+            label_ids=[str(x) for x in label_ids], external_ids=list(external_ids), analyst=analyst
+        )
+        response = self._must(self._labels.RetractLabels, request, budget_s)
         return [
             json_format.MessageToDict(r, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
             for r in response.results
@@ -376,6 +414,18 @@ def _reason_code(value: int) -> str:
     if not value:
         return ""
     return reasons_pb2.ReasonCode.Name(value).removeprefix("REASON_CODE_").lower()
+
+
+def _stored_label(x: labels_pb2.StoredLabel) -> dict:
+    """A stored label as the HTTP gateway lists it: enums as words ("" when unset), ``time`` epoch seconds."""
+    label = json_format.MessageToDict(
+        x.label, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    for name, prefix in LABEL_ENUMS.items():
+        word = str(label.get(name, "")).removeprefix(prefix).lower()
+        label[name] = "" if word == "unspecified" else word
+    label["time"] = x.label.time.ToNanoseconds() / 1e9 if x.label.HasField("time") else None
+    return {"label_id": x.label_id, "label": label, "retracted": x.retracted}
 
 
 def _label_pb(label: Mapping[str, Any]) -> labels_pb2.Label:

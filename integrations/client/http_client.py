@@ -1,5 +1,6 @@
-"""The HTTP/JSON client (``POST /v1/score``, ``POST /v1/labels``, ``GET /v1/model``): the standard library
-only, so it runs where grpcio cannot be loaded (Splunk's bundled Python 3.9 / 3.13)."""
+"""The HTTP/JSON client (``POST /v1/score``, ``POST|GET /v1/labels``, ``POST /v1/labels/retract``,
+``GET /v1/model``): the standard library only, so it runs where grpcio cannot be loaded (Splunk's bundled
+Python 3.9 / 3.13)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ from .common import (
     Event,
     EventLike,
     Expected,
+    LabelPages,
     Plan,
     RetryPolicy,
     ScoredEvent,
@@ -34,6 +37,7 @@ from .common import (
     as_event,
     call_with_retries,
     check_mode,
+    label_filters,
 )
 
 log = logging.getLogger("logwarden.client")
@@ -42,7 +46,7 @@ RETRYABLE = {429: "scorer overloaded", 500: "scorer unavailable", 502: "scorer u
 MAX_ERROR_BYTES = 64 * 1024
 
 
-class HttpClient:
+class HttpClient(LabelPages):
     """Blocking client of the HTTP/JSON gateway, e.g. ``HttpClient("https://logwarden:8080", token=...)``.
 
     ``score`` never raises for server or network trouble (see the package docs). TLS: ``ca_file`` to
@@ -134,9 +138,44 @@ class HttpClient:
         return plan.done(log), plan.sessions
 
     def submit_labels(self, labels: Iterable[Mapping[str, Any]], *, budget_s: float | None = None) -> list[dict]:
-        """Store analysts' labels (dicts with the Label fields); ``ScorerUnavailable`` when that fails."""
+        """Store analysts' labels (dicts with the Label fields); one result each (``accepted``, ``label_id``,
+        ``duplicate``: stored before under its ``external_id``, ``replaced``: it replaced a changed one);
+        ``ScorerUnavailable`` when that fails."""
         body = json.dumps({"labels": list(labels)}, ensure_ascii=False).encode()
         return self._must("POST", "/v1/labels", body, budget_s)["results"]
+
+    def list_labels(
+        self,
+        *,
+        since: Any = None,
+        after_id: int = 0,
+        source: str = "",
+        limit: int = 0,
+        include_retracted: bool = False,
+        budget_s: float | None = None,
+    ) -> dict:
+        """One page of stored labels, oldest first: ``{"labels": [{"label_id", "label", "retracted"}],
+        "next_after_id"}`` (0 when it was the last page). ``since``: the analyst's time (epoch seconds,
+        datetime or ISO 8601 text); ``limit``: page size (0: the server's default, 100; at most 10,000)."""
+        query = label_filters(since, after_id, source, limit, include_retracted)
+        if include_retracted:
+            query["include_retracted"] = "true"
+        path = "/v1/labels" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self._must("GET", path, None, budget_s)
+
+    def retract_labels(
+        self,
+        *,
+        label_ids: Iterable[str] = (),
+        external_ids: Iterable[str] = (),
+        analyst: str,
+        budget_s: float | None = None,
+    ) -> list[dict]:
+        """Withdraw labels by store id and/or external id; one result per id (``retracted``, else ``error``)."""
+        body = {"label_ids": [str(x) for x in label_ids], "external_ids": list(external_ids), "analyst": analyst}
+        return self._must("POST", "/v1/labels/retract", json.dumps(body, ensure_ascii=False).encode(), budget_s)[
+            "results"
+        ]
 
     def model_info(self, *, budget_s: float | None = None) -> dict:
         return self._must("GET", "/v1/model", None, budget_s)

@@ -102,3 +102,13 @@ class SyslogNg:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes (a shipper delivers on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from peers.elasticsearch import ElasticsearchPeer
-from peers.syslog_ng import SyslogNg
+from peers.syslog_ng import SyslogNg, wait_for
 
 
 def es_http_config(source_file, url: str, index: str) -> str:
@@ -21,15 +21,6 @@ destination d_es {{
 }};
 log {{ source(s_in); destination(d_es); }};
 """
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_syslog_ng_elasticsearch_http_ships_every_line_once_through_a_503(tmp_path):

@@ -41,6 +41,23 @@ rows = [[r.id, r.status, r.verdict, r.reason] for r in results]
 print(json.dumps({"version": sys.version_info[:2], "results": rows}))
 """
 
+LABELS_SCRIPT = """
+import json, sys
+from logwarden.integrations.client import HttpClient
+client = HttpClient(sys.argv[1], timeout_s=5, budget_s=10)
+label = {"target": "session", "value": "normal", "source": "py39", "session_key": "blk_1", "analyst": "ann"}
+first = client.submit_labels([dict(label, external_id="py39/%d" % n, session_key="blk_%d" % n) for n in range(5)])
+again = client.submit_labels([dict(label, external_id="py39/0", session_key="blk_0")])
+every = client.iter_labels(source="py39", page_size=2, since="2000-01-01T00:00:00")
+listed = [x["label"]["external_id"] for x in every]
+retracted = client.retract_labels(external_ids=["py39/0"], label_ids=[first[1]["label_id"]], analyst="ann")
+page = client.list_labels(source="py39")
+print(json.dumps({"version": sys.version_info[:2], "duplicate": again[0]["duplicate"],
+                  "same_id": again[0]["label_id"] == first[0]["label_id"], "listed": listed,
+                  "retracted": [r["retracted"] for r in retracted],
+                  "left": [x["label"]["external_id"] for x in page["labels"]]}))
+"""
+
 
 def test_the_base_distribution_needs_only_the_standard_library():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -98,3 +115,21 @@ def test_the_client_wheel_scores_and_fails_open_under_python_39(venv39, model_ro
     down = _run(venv39, url, lines[:3])  # the server is gone: every event back, unscored, with the reason
     assert [r[1] for r in down["results"]] == ["unscored"] * 3
     assert all(r[3].startswith("scorer unavailable") for r in down["results"])
+
+
+def test_the_client_wheel_lists_and_retracts_labels_under_python_39(venv39, model_root, tmp_path):
+    settings = load_settings(None, model_path=model_root, grpc_port=0, http_port=0, label_db=tmp_path / "l.sqlite")
+    with BackgroundServer(settings) as bg:
+        url = f"http://127.0.0.1:{bg.server.companions[0].port}"
+        out = subprocess.run(
+            [str(venv39), "-c", LABELS_SCRIPT, url], check=True, capture_output=True, text=True, timeout=120
+        )
+    answer = json.loads(out.stdout)
+    assert answer == {
+        "version": [3, 9],
+        "duplicate": True,
+        "same_id": True,
+        "listed": [f"py39/{n}" for n in range(5)],
+        "retracted": [True, True],
+        "left": ["py39/2", "py39/3", "py39/4"],
+    }
