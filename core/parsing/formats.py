@@ -26,6 +26,7 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TIMESTAMP_CACHE = 4096
 _DEFAULT_NORMAL = ("-", "0", "false", "normal", "ok", "benign")  # JSON label values meaning "normal"
 _MISSING = object()
+LEVEL_FIELDS = ("level", "severity", "loglevel", "log_level", "priority")  # a format field holding the level
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class LineFormat:
     spec: str = ""
     preset: FormatPreset | None = None
     session_field: str | None = None  # key in ``LogRecord.fields`` that holds a session id, if any
+    level_field: str | None = None  # key in ``LogRecord.fields`` that holds the line's level, if any
     has_labels: bool = False
 
     def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
@@ -144,6 +146,7 @@ class RegexFormat(LineFormat):
         self.spec = spec
         self.preset = preset
         self.fields = tuple(n for n in self._regex.groupindex if n != "Content")
+        self.level_field = next((f for f in self.fields if f.lower() in LEVEL_FIELDS), None)
         self.timestamp = timestamp
         self._read_time = _time_reader(timestamp.pattern) if timestamp else None
         self.label_field = label_field
