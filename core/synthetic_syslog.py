@@ -42,7 +42,8 @@ def _ip(rng: random.Random) -> str:
 
 
 def _path(rng: random.Random) -> str:
-    return f"/home/{rng.choice(['alice', 'bob', 'carol', 'dave'])}/run{rng.randint(1, 99)}/{rng.choice(['a.out', 'sim', 'md'])}"
+    user, program = rng.choice(["alice", "bob", "carol", "dave"]), rng.choice(["a.out", "sim", "md"])
+    return f"/home/{user}/run{rng.randint(1, 99)}/{program}"
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,8 @@ def _bgl_fault(kind: str, rng: random.Random) -> tuple[str, list[Step]]:
                 "APP",
                 "FATAL",
                 lambda r: (
-                    f"ciod: Error reading message prefix on CioStream socket to {_ip(r)}:{r.randint(1024, 65000)}, Link has been severed"
+                    "ciod: Error reading message prefix on CioStream socket to "
+                    f"{_ip(r)}:{r.randint(1024, 65000)}, Link has been severed"
                 ),
             )
         ]
@@ -301,7 +303,8 @@ TB: tuple[Activity, ...] = (
                 "sshd",
                 "",
                 lambda x: (
-                    f"[{x.randint(1000, 30000)}]: Accepted password for alice from {_ip(x)} port {x.randint(1024, 65000)} ssh2"
+                    f"[{x.randint(1000, 30000)}]: Accepted password for alice from {_ip(x)} "
+                    f"port {x.randint(1024, 65000)} ssh2"
                 ),
             )
         ],
@@ -315,7 +318,8 @@ TB: tuple[Activity, ...] = (
                 "smartd",
                 "",
                 lambda x: (
-                    f"[{x.randint(1000, 9000)}]: Device: /dev/sda, SMART Usage Attribute: 194 Temperature_Celsius changed from {x.randint(30, 40)} to {x.randint(30, 40)}"
+                    f"[{x.randint(1000, 9000)}]: Device: /dev/sda, SMART Usage Attribute: 194 Temperature_Celsius "
+                    f"changed from {x.randint(30, 40)} to {x.randint(30, 40)}"
                 ),
             )
         ],
@@ -330,7 +334,8 @@ def _tb_fault(kind: str, rng: random.Random) -> tuple[str, list[Step]]:
             [
                 (
                     "VAPI",
-                    ": [KERNEL_IB][ib_mad_dispatch] EVAPI_process_local_mad failed, Fatal error (Local Catastrophic Error)",
+                    ": [KERNEL_IB][ib_mad_dispatch] EVAPI_process_local_mad failed, "
+                    "Fatal error (Local Catastrophic Error)",
                 ),
                 ("EXT3", ": EXT3-fs error (device sda5): ext3_journal_start_sb: Detected aborted journal"),
                 ("PANIC", ": Kernel panic - not syncing: Fatal exception"),
@@ -388,7 +393,8 @@ def _line(flavour: str, label: str, when: float, node: str, step: Step, content:
         )
     clock = time.strftime("%b", t) + f" {t.tm_mday} " + time.strftime("%H:%M:%S", t)
     separator = "" if content.startswith(("[", ":")) else " "
-    return f"{label} {int(when)} {time.strftime('%Y.%m.%d', t)} {node} {clock} {node}/{node} {step.component}{separator}{content}"
+    date = time.strftime("%Y.%m.%d", t)
+    return f"{label} {int(when)} {date} {node} {clock} {node}/{node} {step.component}{separator}{content}"
 
 
 def generate(

@@ -47,6 +47,10 @@ class Calibration:
     # novelty mode 'always', and models saved before novelty was judged).
     novelty_threshold: float | None = None
     novelty_fpr: float | None = None  # share of normal validation sessions flagged by the novelty check
+    # A window whose count of a template exceeds this multiple of the most in one normal training window is
+    # anomalous (see counts); None: the count check is off (sessions named by a key, or switched off).
+    count_threshold: float | None = None
+    count_fpr: float | None = None  # share of normal validation sessions flagged by the count check
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,16 +76,25 @@ def end_threshold(end_surprisals: Sequence[float]) -> float | None:
     return max(float(values.max()) + TOLERANCE, END_SURPRISAL_FLOOR) if values.size else None
 
 
-def novelty_threshold(session_novelty: Sequence[float], target_fpr: float) -> float:
-    """The novelty threshold: the prior when the sessions it flags fit ``target_fpr``, else the smallest value
-    that flags at most half of it. ``session_novelty`` holds each normal validation session's largest
-    novelty (``-inf``: the model knew all its templates)."""
-    values = np.asarray(session_novelty, dtype=np.float64)
-    if values.size == 0 or float((values > NOVELTY_PRIOR).mean()) <= target_fpr:
-        return NOVELTY_PRIOR
+COUNT_PRIOR = 1.0  # a window alerts when a template appears more often than in any normal training window
+
+
+def threshold_within(values: Sequence[float], prior: float, target_fpr: float) -> float:
+    """A check's threshold (flag when value > threshold): ``prior`` when the validation sessions it flags fit
+    ``target_fpr``, else the smallest value that flags at most half of it (the other half stays with the
+    next-template check). ``values`` holds each normal validation session's statistic (-inf: none)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or float((values > prior).mean()) <= target_fpr:
+        return prior
     allowed = math.floor(values.size * target_fpr / 2)
     ranked = np.sort(values)[::-1]
-    return max(float(ranked[allowed]), NOVELTY_PRIOR)
+    return max(float(ranked[allowed]), prior)
+
+
+def novelty_threshold(session_novelty: Sequence[float], target_fpr: float) -> float:
+    """The novelty threshold (see ``threshold_within``; ``session_novelty`` holds each normal validation
+    session's largest novelty, ``-inf`` when the model knew all its templates)."""
+    return threshold_within(session_novelty, NOVELTY_PRIOR, target_fpr)
 
 
 def novelty_scores(novelty: np.ndarray, threshold: float | None) -> np.ndarray:

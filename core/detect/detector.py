@@ -27,6 +27,7 @@ from logwarden.core.artifact import store as artifact
 from logwarden.core.artifact.config import ArtifactConfig
 from logwarden.core.detect.calibration import novelty_scores, scores_from_margins
 from logwarden.core.detect.combinations import RARE_COMBINATION, Combinations
+from logwarden.core.detect.counts import Counts, Excess
 from logwarden.core.detect.next_key import score_sequences
 from logwarden.core.detect.novelty import Judgement, Novelty
 from logwarden.core.detect.reasons import ReasonCode
@@ -135,6 +136,7 @@ class Detector:
         self.rule = config.sessions
         self.combinations = Combinations.from_dict(config.combinations) if config.combinations else None
         self.novelty = Novelty.from_dict(config.novelty) if config.novelty else None
+        self.counts = Counts.from_dict(config.counts) if config.counts else None
         self.parser = parser
         if backend is None:
             from logwarden.core.model.backends import TorchBackend
@@ -335,6 +337,8 @@ class Detector:
                     for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
                 ]
             verdicts.append(verdict)
+        if judge_combination:
+            self._judge_counts(keys, raw.positions, verdicts)
         end = verdicts.pop() if verdicts and tokens[-1] == EOS and raw.positions[-1] == len(tokens) - 1 else None
         everything = [*verdicts, *([end] if end else [])]
         worst = max(everything, key=lambda v: v.score, default=None)
@@ -349,6 +353,31 @@ class Detector:
             combination=combination,
             reason_code=first.reason_code if first else (ReasonCode.RARE_COMBINATION if combination else None),
         )
+
+    def excess(self, keys: Sequence[str | None]) -> Excess | None:
+        """The template of a complete window furthest above its normal count (None: no count check)."""
+        return self.counts.excess(keys) if self.counts is not None else None
+
+    def _judge_counts(self, keys, positions, verdicts: list[EventVerdict]) -> None:
+        """Flag the event at which a template's count in the window passes the calibrated threshold."""
+        threshold = self.calibration.count_threshold
+        excess = self.excess(keys) if threshold is not None else None
+        if excess is None or excess.ratio <= threshold:
+            return
+        limit = math.floor(threshold * excess.most) + 1  # the first occurrence past the threshold
+        at = [i for i, k in enumerate(keys) if k == excess.key][limit - 1]
+        index = next((j for j, pos in enumerate(positions) if pos - 1 == at), None)
+        if index is None:  # that event was context only (stream mode): nothing of this call to flag
+            return
+        verdict = verdicts[index]
+        verdict.score = max(verdict.score, 0.5 + 0.5 * (1.0 - threshold / excess.ratio))
+        if not verdict.anomalous:
+            verdict.anomalous = True
+            verdict.reason_code = ReasonCode.UNUSUAL_COUNT
+            verdict.reason = (
+                f"unusual count: '{verdict.template}' {excess.count} times in this window, at most {excess.most} "
+                f"in any normal training window (threshold {threshold:.2f} times that)"
+            )
 
     def _combination_reason(self, keys) -> str:
         """Why a complete session's set of templates is anomalous, or "" when it is an established one."""

@@ -53,6 +53,7 @@ class FormatPreset:
     session_key_regex: str | None = None  # a session id found in the content (HDFS block ids)
     session_field: str | None = None  # a session id in a header field
     session_window: str | None = None  # hint when sessions are windows: "time:<seconds>"
+    host_field: str | None = None  # the field naming the machine a line comes from (per-host windows)
     description: str = ""
 
 
@@ -70,6 +71,7 @@ PRESETS: dict[str, FormatPreset] = {
         timestamp=TimestampSpec(("Timestamp",), "epoch"),
         label_field="Label",
         session_window="time:60",
+        host_field="Node",
         description="BlueGene/L (loghub): first token '-' is normal, an alert category is anomalous",
     ),
     "thunderbird": FormatPreset(
@@ -83,6 +85,7 @@ PRESETS: dict[str, FormatPreset] = {
         timestamp=TimestampSpec(("Timestamp",), "epoch"),
         label_field="Label",
         session_window="time:60",
+        host_field="User",
         description="Thunderbird (loghub): same label rule as BGL; lines without 'component:' keep all "
         "text after the location as content",
     ),

@@ -29,14 +29,17 @@ from safetensors.torch import save_file
 from logwarden.core.artifact import store as artifact
 from logwarden.core.artifact.config import FIT, ArtifactConfig, Fingerprint, package_version
 from logwarden.core.detect.calibration import (
+    COUNT_PRIOR,
     NOVELTY_PRIOR,
     Calibration,
     choose_k,
     end_threshold,
     margin_temperature,
     novelty_threshold,
+    threshold_within,
 )
 from logwarden.core.detect.combinations import Combinations
+from logwarden.core.detect.counts import Counts
 from logwarden.core.detect.detector import TIED, Detector, Line
 from logwarden.core.detect.next_key import score_sequences
 from logwarden.core.detect.novelty import Novelty
@@ -68,6 +71,7 @@ class FitSettings:
     novelty: Literal["graded", "always"] = FIT.novelty
     val_split: Literal["auto", "random", "chronological"] = FIT.val_split
     auto_min_template_sessions: bool = FIT.auto_min_template_sessions
+    check_counts: bool = FIT.check_counts
 
     @classmethod
     def from_config(cls, cfg: ArtifactConfig, *, epochs: int | None = None) -> FitSettings:
@@ -82,6 +86,7 @@ class FitSettings:
             check_combinations=cfg.check_combinations,
             novelty=cfg.novelty_mode,
             val_split=cfg.val_split,
+            check_counts=cfg.check_counts,
         )
 
 
@@ -158,10 +163,13 @@ def calibrate(
     val_lines: Sequence[Sequence[Line | None] | None] | None,
     settings: FitSettings,
     combinations: Combinations | None = None,
+    windows: bool = False,
 ) -> tuple[Calibration, Combinations | None, list[dict[str, str]]]:
     """Choose the end threshold, keep or drop the combination check, set the novelty threshold, then choose K
     and the score scale, all on normal validation sessions; finally score them with the finished detector
-    and report that false-positive rate. Returns the calibration, the combinations kept (or None), notes."""
+    and report that false-positive rate. Returns the calibration, the combinations kept (or None), notes.
+    ``windows``: the sessions are time or count windows, complete as cut (their set of templates is judged
+    although their end is not)."""
     notes: list[dict[str, str]] = []
     vocab, backend, max_len = detector.vocab, detector.backend, detector.model_config.max_len
     target = settings.target_fpr
@@ -179,7 +187,7 @@ def calibrate(
     end_surprisal = end_threshold(ends)
     flagged = np.zeros(len(val), dtype=bool)
     combination_fpr = None
-    if combinations is not None and settings.score_end:  # only complete sessions are judged as a whole
+    if combinations is not None and (settings.score_end or windows):  # only complete sessions are judged whole
         rare = np.array([combinations.is_rare(s) for s in val], dtype=bool)
         combination_fpr = float(rare.mean()) if rare.size else 0.0
         if combination_fpr <= target:
@@ -219,6 +227,23 @@ def calibrate(
                 )
             )
     flagged |= by_novelty
+    count_threshold = count_fpr = None
+    if detector.counts is not None:
+        ratios = np.array([e.ratio if (e := detector.excess(s)) else -math.inf for s in val])
+        count_threshold = threshold_within(ratios, COUNT_PRIOR, target)
+        by_counts = ratios > count_threshold
+        count_fpr = float(by_counts.mean()) if len(val) else 0.0
+        flagged |= by_counts
+        if count_threshold > COUNT_PRIOR:
+            notes.append(
+                note(
+                    "count_threshold_raised",
+                    "decision",
+                    f"the count threshold is {count_threshold:.2f} times the most in one normal training window: "
+                    f"{float((ratios > COUNT_PRIOR).mean()):.2%} of the normal validation windows have a template "
+                    f"more often than any training window (target {target:.2%})",
+                )
+            )
     k, _ = choose_k(np.where(flagged, math.inf, worst), target, detector.candidates)
     at_k = score_sequences(backend, tokens, max_len=max_len, k=k)
     margins = np.concatenate([r.margin for r in at_k]) if at_k else np.zeros(0)
@@ -233,6 +258,8 @@ def calibrate(
         combination_fpr=combination_fpr,
         novelty_threshold=threshold,
         novelty_fpr=float(by_novelty.mean()) if len(val) else 0.0,
+        count_threshold=count_threshold,
+        count_fpr=count_fpr,
     )
     detector.calibration, detector.combinations = calibration, combinations
     verdicts = detector.score_keys(val, lines=val_lines)  # what the finished detector does, exactly
@@ -283,14 +310,16 @@ def fit_sequences(
     lines: Sequence[Sequence[Line | None] | None] | None = None,
     parser: TemplateParser | None = None,
     level_field: str | None = None,
-    chronological: bool = False,
+    windows: bool = False,
 ) -> FitResult:
     """Train on normal key sequences and calibrate on a held-out part of them.
 
     ``lines`` (parallel to ``sessions``) and ``parser`` let templates the model does not know be judged by
-    their text; ``chronological`` says the sessions are in time order (the ``auto`` validation split then
-    holds out the last ones, as windows of logs are)."""
-    by_time = settings.val_split == "chronological" or (settings.val_split == "auto" and chronological)
+    their text; ``windows`` says the sessions are time or count windows in time order (the ``auto`` validation
+    split then holds out the last ones, and the count check judges them, see ``core.detect.counts``)."""
+    if windows and settings.score_end:  # a window ends where the clock or the count says: nothing to judge
+        settings = replace(settings, score_end=False)
+    by_time = settings.val_split == "chronological" or (settings.val_split == "auto" and windows)
     train_idx, val_idx = split_indices(len(sessions), settings.val_fraction, settings.train.seed, by_time)
     train, val = [sessions[i] for i in train_idx], [sessions[i] for i in val_idx]
     val_lines = [lines[i] for i in val_idx] if lines is not None else None
@@ -315,6 +344,7 @@ def fit_sequences(
     result = train_model(model, [encode(s) for s in train], [encode(s) for s in val], settings.train, progress=progress)
     backend = TorchBackend(model, device="cpu")
     combinations = Combinations.build(train, settings.min_template_sessions) if settings.check_combinations else None
+    counts = Counts.build(train) if settings.check_counts and windows else None
     novelty = build_novelty(parser, train, [lines[i] for i in train_idx] if lines is not None else None, level_field)
     if len(train) < MIN_TRAIN_SESSIONS:
         notes.append(
@@ -339,6 +369,8 @@ def fit_sequences(
         val_fraction=settings.val_fraction,
         min_template_sessions=bar,
         check_combinations=settings.check_combinations,
+        check_counts=settings.check_counts,
+        counts=counts.to_dict() if counts is not None else None,
         novelty_mode=settings.novelty,
         novelty=novelty.to_dict() if novelty is not None else None,
         val_split="chronological" if by_time else "random",
@@ -354,7 +386,7 @@ def fit_sequences(
         **(extra_config or {}),
     )
     detector = Detector(model=model, config=config, backend=backend, parser=parser)
-    calibration, combinations, calibration_notes = calibrate(detector, val, val_lines, settings, combinations)
+    calibration, combinations, calibration_notes = calibrate(detector, val, val_lines, settings, combinations, windows)
     notes = [*config.notes, *notes, *calibration_notes]
     detector.config = config.model_copy(
         update={
@@ -502,6 +534,6 @@ def train_from_logs(
         lines=normal_lines,
         parser=parser,
         level_field=level_field,
-        chronological=rule.windowed,
+        windows=rule.windowed,
     )
     return fit, stats
