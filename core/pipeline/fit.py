@@ -481,7 +481,7 @@ def train_from_logs(
     """
     events = mine_events(records, parser)
     if not events:
-        raise LogWardenError("no log lines to train on (empty input, or every line was rejected)")
+        raise LogWardenError("no log lines to train on (empty input, every line rejected, or none before --until)")
     sessions = build_sessions(events, rule)
     if rule.windowed:
         sessions.sort(key=lambda s: (s.start is None, s.start or 0.0))  # stable: count windows keep their order
