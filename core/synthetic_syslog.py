@@ -405,9 +405,14 @@ def generate(
     faults_per_hour: float = 1.0,
     kinds: tuple[str, ...] = FAULT_KINDS,
     drift: bool = True,
+    chatter: bool = True,
     seed: int = 0,
 ) -> Corpus:
-    """``hours`` of logs from ``nodes`` nodes, with about ``faults_per_hour`` fault episodes of ``kinds``."""
+    """``hours`` of logs from ``nodes`` nodes, with about ``faults_per_hour`` fault episodes of ``kinds``.
+
+    ``drift=False`` leaves out the benign templates that appear part-way through; ``chatter=False`` the
+    one-line messages logged at random (only episodes with an order remain: a corpus where the sequence is
+    what tells a fault from normal operation)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown flavour {flavour!r}: use {' or '.join(FLAVOURS)}")
     unknown = set(kinds) - set(FAULT_KINDS)
@@ -433,7 +438,7 @@ def generate(
     for i in range(nodes):
         node = _node(flavour, i)
         for activity in activities:
-            if activity.since and not drift:
+            if (activity.since and not drift) or (not chatter and len(activity.steps(random.Random(0))) == 1):
                 continue
             begin = activity.since * span
             when = begin + rng.expovariate(activity.rate / 3600.0)

@@ -49,7 +49,7 @@ from logwarden.core.model.config import ModelConfig, TrainConfig
 from logwarden.core.model.gpt2 import build_model
 from logwarden.core.model.training import TrainResult, seed_everything, train_model
 from logwarden.core.model.vocab import BOS, EOS, UNK, Vocab
-from logwarden.core.parsing.sessions import Event, SessionRule, build_sessions, capped
+from logwarden.core.parsing.sessions import Event, Session, SessionRule, build_sessions, capped
 from logwarden.core.parsing.templates import TemplateParser
 from logwarden.core.records import LogRecord
 
@@ -458,6 +458,35 @@ def mine_events(records: Iterable[LogRecord], parser: TemplateParser) -> list[Ev
     return events
 
 
+def normal_windows(
+    events: Sequence[Event],
+    rule: SessionRule,
+    session_labels: Callable[[str], int | None] | None = None,
+    level_field: str | None = None,
+) -> tuple[list[list[str]], list[list[Line | None] | None], int, list[Session]]:
+    """The normal sessions of parsed events as training sees them: key sequences and their lines, windows put in
+    time order; returns (keys, lines, anomalous sessions dropped, every session).
+
+    A session is left out when ``session_labels(key)`` (else its lines' own labels) says 1 (anomalous)."""
+    sessions = build_sessions(events, rule)
+    if rule.windowed:
+        sessions.sort(key=lambda s: (s.start is None, s.start or 0.0))  # stable: count windows keep their order
+    normal: list[list[str]] = []
+    lines: list[list[Line | None] | None] = []
+    dropped = 0
+    for session in sessions:
+        label = session_labels(session.key) if session_labels else None
+        label = session.label if label is None else label
+        if label == 1:
+            dropped += 1
+            continue
+        kept = [e for e in session.events if e.key is not None]
+        if kept:
+            normal.append([e.key for e in kept])  # type: ignore[misc]
+            lines.append([(e.record.content, e.record.fields.get(level_field) if level_field else None) for e in kept])
+    return normal, lines, dropped, sessions
+
+
 def train_from_logs(
     records: Iterable[LogRecord],
     *,
@@ -482,24 +511,7 @@ def train_from_logs(
     events = mine_events(records, parser)
     if not events:
         raise LogWardenError("no log lines to train on (empty input, every line rejected, or none before --until)")
-    sessions = build_sessions(events, rule)
-    if rule.windowed:
-        sessions.sort(key=lambda s: (s.start is None, s.start or 0.0))  # stable: count windows keep their order
-    normal: list[list[str]] = []
-    normal_lines: list[list[Line | None] | None] = []
-    dropped = 0
-    for session in sessions:
-        label = session_labels(session.key) if session_labels else None
-        label = session.label if label is None else label
-        if label == 1:
-            dropped += 1
-            continue
-        kept = [e for e in session.events if e.key is not None]
-        if kept:
-            normal.append([e.key for e in kept])  # type: ignore[misc]
-            normal_lines.append(
-                [(e.record.content, e.record.fields.get(level_field) if level_field else None) for e in kept]
-            )
+    normal, normal_lines, dropped, sessions = normal_windows(events, rule, session_labels, level_field)
     for seq in extra_normal:
         normal.append(list(seq))
         normal_lines.append(None)

@@ -86,6 +86,7 @@ class _Group:
     indices: list[int] = field(default_factory=list)
     contents: list[str] = field(default_factory=list)
     complete: bool = False  # stream mode: an event marked the session's end
+    levels: list[str | None] = field(default_factory=list)  # the level field's values (novelty's severity)
 
 
 class ScoringService:
@@ -171,6 +172,7 @@ class ScoringService:
                 group = groups[(event.source, session)] = _Group(event.source, session)
             group.indices.append(i)
             group.contents.append(record.content)
+            group.levels.append(model.detector.line(record)[1])
             group.complete |= event.session_end
         for window in build_sessions(to_window, rule):
             groups[(window.source, window.key)] = _Group(
@@ -178,6 +180,7 @@ class ScoringService:
                 window.key,
                 [e.record.line_no for e in window.events],
                 [e.record.content for e in window.events],
+                levels=[model.detector.line(e.record)[1] for e in window.events],
             )
         ordered = list(groups.values())
         sessions: list[SessionOut] = []
@@ -223,7 +226,7 @@ class ScoringService:
     ) -> list[SessionScore]:
         whole = whole or [True] * len(groups)
         work = [
-            SessionWork(g.contents, ctx, end, self._k(g.source), all_keys)
+            SessionWork(g.contents, ctx, end, self._k(g.source), all_keys, g.levels)
             for g, ctx, end, all_keys in zip(groups, contexts, complete, whole, strict=True)
         ]
         return await self.scheduler.submit(model, work, deadline)

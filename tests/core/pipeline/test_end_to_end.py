@@ -37,8 +37,9 @@ def test_injected_anomalies_found_and_normal_sessions_pass(corpus_dir, model_roo
     false_alarms = [s for b, s in sessions.items() if b not in kinds and s["anomalous"]]
     assert false_alarms == []
     assert {kinds[b] for b in kinds} == {"new_template", "out_of_order", "missing_step"}
-    new = [r for r in results if r["type"] == "event" and r.get("reason") == NEW_TEMPLATE]
+    new = [r for r in results if r["type"] == "event" and r.get("reason_code") == ReasonCode.NEW_TEMPLATE]
     assert new and all(kinds[r["session"]] == "new_template" for r in new)
+    assert all(r["reason"].startswith(NEW_TEMPLATE) and "closest known template" in r["reason"] for r in new)
     # a block never reported to the name node has a set of templates no normal block has
     missing = [sessions[b] for b, k in kinds.items() if k == "missing_step"]
     assert missing and all(
@@ -55,8 +56,9 @@ def test_every_anomalous_verdict_carries_its_explanation(corpus_dir, model_root,
         assert r["reason"] and r["score"] > 0.5
         assert len(r["expected"]) == 3 and all(0 <= e["probability"] <= 1 for e in r["expected"])
         assert r["template"]
-    new = [r for r in flagged if r["reason"] == NEW_TEMPLATE]
+    new = [r for r in flagged if r["reason_code"] == ReasonCode.NEW_TEMPLATE]
     assert new and all("<*>" in r["template"] and r["template_id"] is None for r in new)
+    assert all(r["novelty"]["novelty"] > 0.5 and r["novelty"]["closest_template"] for r in new)
     normal = [r for r in results if r["type"] == "event" and not r["anomalous"]]
     assert normal and all(r["score"] <= 0.5 and "reason" not in r for r in normal)
 
