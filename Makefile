@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint format serve protos check-protos bench clean
+.PHONY: venv system-deps test lint format serve protos check-protos client-dist bench clean
 
 venv: $(STAMP)
 
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+system-deps:
+	@.ci/system-deps
+
+test: $(STAMP) system-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
@@ -55,6 +58,11 @@ serve: $(STAMP)
 	@echo ""
 	$(VENV)/bin/logwarden serve --model $(MODEL) --host 127.0.0.1 --grpc-port $(GRPC_PORT) --http-port $(HTTP_PORT) \
 		--label-db $(MODEL)/labels.sqlite
+
+# the client library alone (standard library only, Python >= 3.9): dist/logwarden_client-*.whl
+client-dist: $(STAMP)
+	rm -rf build/client-dist && mkdir -p build dist && cp -r integrations/client build/client-dist
+	$(PY) -m pip wheel --quiet --no-build-isolation --no-deps -w dist build/client-dist
 
 bench: $(STAMP)
 	$(PY) benchmarks/parsing.py

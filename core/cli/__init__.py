@@ -37,7 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:  # `pip install logwarden` alone is the client library
+        print(
+            f"logwarden: the command needs the engine (missing module {exc.name!r}): pip install 'logwarden[server]'",
+            file=sys.stderr,
+        )
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except LogWardenError as exc:

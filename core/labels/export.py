@@ -19,7 +19,19 @@ from logwarden.core.labels.label import Label, LabelError
 
 FORMATS = ("jsonl", "csv")
 COLUMNS = [f.name for f in fields(Label)]
-_OPTIONAL = {"template_id", "event_id", "message", "predicted", "keys", "reason_code", "id", "created_at"}
+_OPTIONAL = {
+    "template_id",
+    "event_id",
+    "message",
+    "predicted",
+    "keys",
+    "reason_code",
+    "external_id",
+    "attributes",
+    "id",
+    "created_at",
+    "retracted_at",
+}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -36,6 +48,7 @@ def write_labels(labels: Iterable[Label], file: IO[str], fmt: str = "jsonl") -> 
     for n, label in enumerate(labels, start=1):  # noqa: B007
         row = label.to_dict()
         row["keys"] = None if label.keys is None else " ".join(label.keys)
+        row["attributes"] = None if label.attributes is None else json.dumps(label.attributes, ensure_ascii=False)
         writer.writerow(["" if row[c] is None else _escape(str(row[c])) for c in COLUMNS])
     return n
 
@@ -62,6 +75,11 @@ def _from_csv(row: dict[str, str]) -> dict:
             data[name] = None
     if data["keys"] is not None:
         data["keys"] = data["keys"].split(" ")
+    if data["attributes"] is not None:
+        try:
+            data["attributes"] = json.loads(data["attributes"])
+        except ValueError:
+            raise LabelError("attributes", "must be a JSON object of strings") from None
     if data["id"] is not None:
         if not data["id"].isdigit():
             raise LabelError("id", "must be a positive integer")

@@ -7,6 +7,7 @@ alert actions, and a label store must not become a dumping ground for megabyte c
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -29,6 +30,10 @@ MAX_ANALYST = 128
 MAX_COMMENT = 4096
 MAX_KEYS = 10_000
 MAX_KEY = 64
+MAX_EXTERNAL_ID = 512
+MAX_ATTRIBUTES = 16
+MAX_ATTRIBUTE_KEY = 128
+MAX_ATTRIBUTE_VALUE = 1024
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # fixed width, so stored strings sort in time order
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -43,7 +48,7 @@ class LabelError(LogWardenError):
         self.problem = problem
 
 
-def utc_timestamp(value: datetime | str | None = None) -> str:
+def utc_timestamp(value: datetime | str | None = None, field: str = "created_at") -> str:
     """``value`` (now when None) as a fixed-width UTC ISO string; naive times are taken as UTC."""
     if value is None:
         value = datetime.now(UTC)
@@ -51,9 +56,9 @@ def utc_timestamp(value: datetime | str | None = None) -> str:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError as exc:
-            raise LabelError("created_at", f"not an ISO 8601 time: {value[:40]!r}") from exc
+            raise LabelError(field, f"not an ISO 8601 time: {value[:40]!r}") from exc
     elif not isinstance(value, datetime):
-        raise LabelError("created_at", "must be an ISO 8601 string or a datetime")
+        raise LabelError(field, "must be an ISO 8601 string or a datetime")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime(TIME_FORMAT)
@@ -81,8 +86,11 @@ class Label:
     comment: str = ""
     keys: tuple[str, ...] | None = None
     reason_code: str | None = None  # the model's ReasonCode for the labelled verdict, when known
+    external_id: str | None = None  # the caller's id of what is labelled: unique among a store's live labels
+    attributes: dict[str, str] | None = None  # where the labelled event lives (index, document id, search id)
     id: int | None = None
     created_at: str | None = None
+    retracted_at: str | None = None  # set by the store when the label was withdrawn or replaced
 
     def __post_init__(self) -> None:
         _choice(self, "target", TARGETS)
@@ -109,10 +117,15 @@ class Label:
                 object.__setattr__(self, "reason_code", parse_reason_code(self.reason_code))
             except ValueError as exc:
                 raise LabelError("reason_code", str(exc)) from None
+        if self.external_id is not None:
+            _text(self, "external_id", MAX_EXTERNAL_ID, required=True, single_line=True)
+        if self.attributes is not None:
+            object.__setattr__(self, "attributes", _attributes(self.attributes))
         if self.id is not None and (not isinstance(self.id, int) or isinstance(self.id, bool) or self.id < 1):
             raise LabelError("id", "must be a positive integer")
-        if self.created_at is not None:
-            object.__setattr__(self, "created_at", utc_timestamp(self.created_at))
+        for name in ("created_at", "retracted_at"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, utc_timestamp(getattr(self, name), name))
 
     @property
     def subject(self) -> str:
@@ -128,6 +141,12 @@ class Label:
     def missed(self) -> bool:
         """The model passed it and the analyst says it is an anomaly."""
         return self.verdict == "anomaly" and self.predicted == "normal"
+
+    @property
+    def content(self) -> tuple:
+        """What the label says (everything but the store's bookkeeping): equal content, same label."""
+        data = {k: v for k, v in self.to_dict().items() if k not in ("id", "created_at", "retracted_at")}
+        return (json.dumps(data, sort_keys=True, ensure_ascii=False),)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -182,3 +201,20 @@ def _keys(value: Any) -> tuple[str, ...]:
                 f"without whitespace, got {str(key)[:40]!r}",
             )
     return tuple(value)
+
+
+def _attributes(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise LabelError("attributes", "must be an object of strings")
+    if len(value) > MAX_ATTRIBUTES:
+        raise LabelError("attributes", f"more than {MAX_ATTRIBUTES} attributes ({len(value)})")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_ATTRIBUTE_KEY or _CONTROL.search(key):
+            raise LabelError(
+                "attributes", f"keys must be 1 to {MAX_ATTRIBUTE_KEY} characters on one line, got {str(key)[:40]!r}"
+            )
+        if not isinstance(item, str) or len(item) > MAX_ATTRIBUTE_VALUE or _CONTROL.search(item):
+            raise LabelError(
+                f"attributes[{key[:40]!r}]", f"must be a string of at most {MAX_ATTRIBUTE_VALUE} characters on one line"
+            )
+    return dict(value)

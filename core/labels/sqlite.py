@@ -11,13 +11,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from logwarden.core.errors import LogWardenError
 from logwarden.core.labels.label import Label, utc_timestamp
-from logwarden.core.labels.store import LabelStore, check_limit
+from logwarden.core.labels.store import LabelStore, Retracted, Submitted, check_limit
 
 SCHEMA_VERSION = 2
 COLUMNS = (
@@ -35,7 +36,10 @@ COLUMNS = (
     "comment",
     "keys",
     "reason_code",
+    "external_id",
+    "attributes",
     "created_at",
+    "retracted_at",
 )
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -43,16 +47,22 @@ CREATE TABLE IF NOT EXISTS labels (
     target TEXT NOT NULL, verdict TEXT NOT NULL, source TEXT NOT NULL, analyst TEXT NOT NULL,
     session_key TEXT NOT NULL, template_id TEXT, event_id TEXT, message TEXT, model_version TEXT NOT NULL,
     predicted TEXT, reason TEXT NOT NULL, comment TEXT NOT NULL, keys TEXT, created_at TEXT NOT NULL,
-    reason_code TEXT
+    reason_code TEXT, external_id TEXT, attributes TEXT, retracted_at TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS labels_external ON labels (external_id)
+    WHERE external_id IS NOT NULL AND retracted_at IS NULL;
 CREATE INDEX IF NOT EXISTS labels_source ON labels (source, id);
 CREATE INDEX IF NOT EXISTS labels_created ON labels (created_at);
 """
 # Upgrades, applied in order to a store of an older schema (``PRAGMA user_version``) before SCHEMA.
 MIGRATIONS = {
-    # 1 -> 2: the model's reason code beside its reason text; labels stored before it have none (NULL),
-    # so recalibration counts their false positives as ones K decides.
-    2: "ALTER TABLE labels ADD COLUMN reason_code TEXT;",
+    # 1 -> 2: the model's reason code beside its reason text (labels stored before it have none, so
+    # recalibration counts their false positives as ones K decides); the caller's external id, origin
+    # attributes (JSON) and the retraction time.
+    2: "".join(
+        f"ALTER TABLE labels ADD COLUMN {column} TEXT;"
+        for column in ("reason_code", "external_id", "attributes", "retracted_at")
+    ),
 }
 
 
@@ -94,20 +104,58 @@ class SqliteLabelStore(LabelStore):
         steps = [MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1)] if exists else []
         db.executescript("BEGIN;" + "".join(steps) + SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
-    def add_many(self, labels: Iterable[Label]) -> list[int]:
+    def submit(self, labels: Iterable[Label]) -> list[Submitted]:
+        labels = list(labels)
         rows = [_row(label) for label in labels]  # all validated before anything is written
+        with self._write() as db:
+            return [self._submit_one(db, label, row) for label, row in zip(labels, rows, strict=True)]
+
+    def _submit_one(self, db: sqlite3.Connection, label: Label, row: tuple) -> Submitted:
+        replaced = None
+        if label.external_id is not None:
+            found = db.execute(
+                f"SELECT id, {', '.join(COLUMNS)} FROM labels WHERE external_id = ? AND retracted_at IS NULL",
+                (label.external_id,),
+            ).fetchone()
+            if found is not None:
+                stored = _label(found)
+                if stored.content == label.content:
+                    return Submitted(int(found[0]), duplicate=True)
+                replaced = int(found[0])
+                db.execute("UPDATE labels SET retracted_at = ? WHERE id = ?", (utc_timestamp(), replaced))
         sql = f"INSERT INTO labels ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        return Submitted(int(db.execute(sql, row).lastrowid or 0), replaced=replaced)
+
+    def retract(self, label_ids: Iterable[int] = (), external_ids: Iterable[str] = ()) -> list[Retracted]:
+        wanted = [("id", str(i), int(i)) for i in label_ids] + [("external_id", e, e) for e in external_ids]
+        out: list[Retracted] = []
+        with self._write() as db:
+            for column, shown, value in wanted:
+                found = db.execute(
+                    f"SELECT id, {', '.join(COLUMNS)} FROM labels WHERE {column} = ? AND retracted_at IS NULL",
+                    (value,),
+                ).fetchone()
+                if found is None:
+                    out.append(Retracted(shown, False, f"no live label with {column} {shown!r}"))
+                    continue
+                db.execute("UPDATE labels SET retracted_at = ? WHERE id = ?", (utc_timestamp(), found[0]))
+                out.append(Retracted(shown, True, label=_label(found)))
+        return out
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction, committed on success; never left open, whatever fails."""
         with self._lock:
             db = self._conn()
             try:
                 db.execute("BEGIN IMMEDIATE")
-                ids = [int(db.execute(sql, row).lastrowid or 0) for row in rows]
+                yield db
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
                 raise LogWardenError(f"cannot write labels to {self.path}: {exc}") from exc
-        return ids
+            finally:
+                if db.in_transaction:  # anything failed before COMMIT: never leave the transaction open
+                    db.execute("ROLLBACK")
 
     def query(
         self,
@@ -118,6 +166,7 @@ class SqliteLabelStore(LabelStore):
         after_id: int = 0,
         limit: int = 100,
         newest_first: bool = True,
+        include_retracted: bool = False,
     ) -> list[Label]:
         where, args = ["id > ?"], [after_id]
         for column, value in (("source", source), ("model_version", model_version)):
@@ -127,6 +176,8 @@ class SqliteLabelStore(LabelStore):
         if since is not None:
             where.append("created_at >= ?")
             args.append(utc_timestamp(since))
+        if not include_retracted:
+            where.append("retracted_at IS NULL")
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT id, {', '.join(COLUMNS)} FROM labels WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?"
         rows = self._read(sql, (*args, check_limit(limit)))
@@ -134,19 +185,9 @@ class SqliteLabelStore(LabelStore):
 
     def count(self, source: str | None = None) -> int:
         if source is None:
-            return int(self._read("SELECT COUNT(*) FROM labels", ())[0][0])
-        return int(self._read("SELECT COUNT(*) FROM labels WHERE source = ?", (source,))[0][0])
-
-    def stats_by_source(self) -> dict[str, dict[str, int | str]]:
-        rows = self._read(
-            "SELECT source, COUNT(*), SUM(verdict = 'anomaly'), SUM(verdict = 'normal'),"
-            " SUM(verdict = 'normal' AND (predicted IS NULL OR predicted = 'anomaly')),"
-            " SUM(verdict = 'anomaly' AND predicted = 'normal'), MIN(created_at), MAX(created_at)"
-            " FROM labels GROUP BY source ORDER BY source",
-            (),
-        )
-        names = ("total", "anomaly", "normal", "false_positive", "missed", "first_at", "last_at")
-        return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
+            return int(self._read("SELECT COUNT(*) FROM labels WHERE retracted_at IS NULL", ())[0][0])
+        sql = "SELECT COUNT(*) FROM labels WHERE source = ? AND retracted_at IS NULL"
+        return int(self._read(sql, (source,))[0][0])
 
     def close(self) -> None:
         with self._lock:
@@ -170,6 +211,7 @@ class SqliteLabelStore(LabelStore):
 def _row(label: Label) -> tuple:
     data = label.to_dict()
     data["keys"] = None if label.keys is None else json.dumps(list(label.keys))
+    data["attributes"] = None if label.attributes is None else json.dumps(label.attributes, sort_keys=True)
     data["created_at"] = label.created_at or utc_timestamp()
     return tuple(data[c] for c in COLUMNS)
 
@@ -177,4 +219,5 @@ def _row(label: Label) -> tuple:
 def _label(row: tuple) -> Label:
     data = dict(zip(("id", *COLUMNS), row, strict=True))
     data["keys"] = None if data["keys"] is None else json.loads(data["keys"])
+    data["attributes"] = None if data["attributes"] is None else json.loads(data["attributes"])
     return Label(**data)

@@ -56,11 +56,19 @@ class EventOut:
     session_key: str = ""
     warnings: list[str] = field(default_factory=list)
     reason_code: str = ""  # ReasonCode value when anomalous, else ""
+    model: str = ""  # the model route that scored it
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["verdict"] = "" if self.status != SCORED else ("anomalous" if self.anomalous else "normal")
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EventOut:
+        """Back from ``to_dict`` (a stored idempotent answer)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["expected"] = [Expected(**e) for e in data.get("expected") or []]
+        return cls(**fields)
 
 
 @dataclass(slots=True)
@@ -78,6 +86,9 @@ class SessionOut:
     end: EventOut | None
     model_version: str
     reason_code: str = ""
+    event_ids: list[str] = field(default_factory=list)  # the ids of the request's events in the session
+    open: bool = False  # partial sessions: no event marked the end, so the end and the template set were not judged
+    model: str = ""
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -85,19 +96,39 @@ class SessionOut:
         out["end"] = self.end.to_dict() if self.end else None
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict) -> SessionOut:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["end"] = EventOut.from_dict(data["end"]) if data.get("end") else None
+        return cls(**fields)
+
 
 @dataclass(slots=True)
 class ScoreOutput:
     results: list[EventOut]
     sessions: list[SessionOut]
     model_version: str
+    replayed: bool = False  # the stored answer of an earlier request with the same idempotency key
+    model: str = ""
 
     def to_dict(self) -> dict:
         return {
             "results": [r.to_dict() for r in self.results],
             "sessions": [s.to_dict() for s in self.sessions],
             "model_version": self.model_version,
+            "replayed": self.replayed,
+            "model": self.model,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ScoreOutput:
+        return cls(
+            [EventOut.from_dict(r) for r in data["results"]],
+            [SessionOut.from_dict(s) for s in data["sessions"]],
+            data["model_version"],
+            bool(data.get("replayed")),
+            data.get("model", ""),
+        )
 
 
 @dataclass(slots=True)

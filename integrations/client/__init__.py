@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from logwarden.integrations.client.common import (
+from .common import (
     INVALID,
     SCORED,
     UNSCORED,
@@ -62,7 +62,7 @@ from logwarden.integrations.client.common import (
     ScorerUnavailable,
     SessionVerdict,
 )
-from logwarden.integrations.client.http_client import HttpClient
+from .http_client import HttpClient
 
 __all__ = [
     "INVALID",
@@ -83,7 +83,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("LogWardenClient", "AsyncLogWardenClient"):  # grpcio only when asked for
-        from logwarden.integrations.client import grpc_client
+        from . import grpc_client
 
         return getattr(grpc_client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,11 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from logwarden.integrations.client.common import (
+from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc, reasons_pb2
+from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
+from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
+
+from .common import (
     INVALID,
     SCORED,
     UNSCORED,
@@ -33,9 +37,6 @@ from logwarden.integrations.client.common import (
     call_with_retries,
     check_mode,
 )
-from logwarden.protos.logwarden.v1 import labels_pb2, labels_pb2_grpc, model_pb2, model_pb2_grpc, reasons_pb2
-from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
-from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
 log = logging.getLogger("logwarden.client")
 

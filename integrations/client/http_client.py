@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from logwarden.integrations.client.common import (
+from .common import (
     INVALID,
     SCORED,
     UNSCORED,

@@ -9,7 +9,7 @@ import urllib.request
 
 import grpc
 import pytest
-from redis_server import RedisServer
+from peers.redis_server import RedisServer
 from support import sessions_by_block
 
 from logwarden.core.errors import LogWardenError

@@ -141,7 +141,7 @@ def test_concurrent_writers_from_threads_and_a_second_connection(tmp_path):
     assert errors == []
     assert len(ids) == len(set(ids)) == 320
     assert shared.count() == other.count() == 320
-    assert sum(row["total"] for row in shared.stats_by_source().values()) == 320
+    assert shared.count() == 320
     shared.close()
     other.close()
 
@@ -219,29 +219,6 @@ def test_iter_labels_pages_through_large_stores():
     assert [lb.id for lb in store.iter_labels()] == list(range(1, 1235))
 
 
-def test_stats_by_source_counts_false_positives_and_misses():
-    store = SqliteLabelStore(":memory:")
-    store.add_many(
-        [
-            make(source="a"),  # normal on an alert: false positive
-            make(source="a", predicted=None),  # normal, prediction unknown: counted as a false positive
-            make(source="a", predicted="normal"),  # agreement
-            make(source="a", verdict="anomaly", predicted="normal"),  # missed
-            make(source="b", verdict="anomaly"),  # confirmed alert
-        ]
-    )
-    stats = store.stats_by_source()
-    assert {k: v for k, v in stats["a"].items() if not k.endswith("_at")} == {
-        "total": 4,
-        "anomaly": 1,
-        "normal": 3,
-        "false_positive": 2,
-        "missed": 1,
-    }
-    assert stats["b"]["total"] == 1 and stats["b"]["false_positive"] == 0
-    assert stats["a"]["first_at"] <= stats["a"]["last_at"]
-
-
 # -- export -----------------------------------------------------------------------------------------
 
 
@@ -286,3 +263,67 @@ def test_export_errors_name_line_and_field():
         list(read_labels(io.StringIO("a,b\n1,2\n"), "csv"))
     with pytest.raises(LogWardenError, match="unknown label export format"):
         SqliteLabelStore(":memory:").export(io.StringIO(), "xml")
+
+
+# -- external ids, replacement, retraction ------------------------------------------------------------
+
+
+def test_a_label_sent_twice_is_stored_once_and_a_changed_one_replaces_it():
+    store = SqliteLabelStore(":memory:")
+    first = make(external_id="splunk:idx:42", attributes={"index": "idx", "cd": "1:42"})
+    (a,) = store.submit([first])
+    (b,) = store.submit([first])  # a replay: nothing written, the same id back
+    assert (b.id, b.duplicate, b.replaced) == (a.id, True, None) and store.count() == 1
+    (c,) = store.submit([make(external_id="splunk:idx:42", verdict="anomaly")])  # the analyst changed their mind
+    assert c.id != a.id and c.replaced == a.id and not c.duplicate
+    live = store.query()
+    assert [(x.id, x.verdict) for x in live] == [(c.id, "anomaly")]  # one vote: the replaced one no longer counts
+    history = store.query(include_retracted=True, newest_first=False)
+    assert [x.id for x in history] == [a.id, c.id] and history[0].retracted_at is not None
+    assert history[0].attributes == {"index": "idx", "cd": "1:42"}
+
+
+def test_the_same_external_id_twice_in_one_batch():
+    store = SqliteLabelStore(":memory:")
+    results = store.submit([make(external_id="e1"), make(external_id="e1"), make(external_id="e1", comment="x")])
+    assert [r.duplicate for r in results] == [False, True, False] and results[2].replaced == results[0].id
+    assert store.count() == 1
+
+
+def test_retraction_by_store_id_and_by_external_id():
+    store = SqliteLabelStore(":memory:")
+    ids = store.add_many([make(session_key="s1"), make(session_key="s2", external_id="ext-2"), make(session_key="s3")])
+    out = store.retract(label_ids=[ids[0], 999], external_ids=["ext-2", "nope"])
+    assert [(r.id, r.retracted) for r in out] == [(str(ids[0]), True), ("999", False), ("ext-2", True), ("nope", False)]
+    assert out[1].error and out[0].label.session_key == "s1"
+    assert [x.session_key for x in store.iter_labels()] == ["s3"] and store.count() == 1
+    assert store.retract(label_ids=[ids[0]])[0].retracted is False  # already withdrawn
+    store.submit([make(external_id="ext-2")])  # the external id is free again
+    assert store.count() == 2
+
+
+def test_listing_pages_through_thousands_of_labels_in_order():
+    store = SqliteLabelStore(":memory:")
+    store.add_many(make(session_key=f"s{i}", external_id=f"x{i}") for i in range(2345))
+    seen, after = [], 0
+    while page := store.query(after_id=after, limit=1000, newest_first=False):
+        seen.extend(x.id for x in page)
+        after = page[-1].id
+    assert seen == list(range(1, 2346))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"external_id": ""}, "external_id"),
+        ({"external_id": "x" * 513}, "external_id"),
+        ({"attributes": {f"k{i}": "v" for i in range(17)}}, "attributes"),
+        ({"attributes": {"k": 3}}, "attributes['k']"),
+        ({"attributes": {"k": "two\nlines"}}, "attributes['k']"),
+        ({"attributes": "index=x"}, "attributes"),
+    ],
+)
+def test_external_ids_and_attributes_are_bounded(change, field):
+    with pytest.raises(LabelError) as info:
+        make(**change)
+    assert info.value.field == field

@@ -1,12 +1,11 @@
 """A real ``redis-server`` (Debian's package) on 127.0.0.1 for tests: no persistence, a free port.
 
-CI installs the package in ``.ci/run``; when the binary is still missing (a developer machine) this
-installs it with apt-get as a fallback, which needs root.
+``make test`` and ``.ci/run`` install the package when it is absent (``.ci/system-deps``); a test never
+installs anything.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -18,16 +17,8 @@ import redis
 
 def redis_server_binary() -> str:
     found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise RuntimeError("redis-server is not installed (apt-get install redis-server) and this is not root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True, env=env, capture_output=True)
-    found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError("apt-get installed redis-server but the binary is not on PATH")
+        raise RuntimeError("redis-server is not installed: run `make test` (or .ci/system-deps) to install it")
     return found
 
 
