@@ -294,7 +294,7 @@ def main() -> int:
     )
     parser.add_argument("--hours", type=float, default=48.0, help="generated corpora: hours of logs")
     parser.add_argument("--nodes", type=int, default=16, help="generated corpora: nodes")
-    parser.add_argument("--faults", type=float, default=1.5, help="generated corpora: fault episodes per hour")
+    parser.add_argument("--faults", type=float, default=3.0, help="generated corpora: fault episodes per hour")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--target-fpr", type=float, default=0.005)

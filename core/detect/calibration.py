@@ -82,11 +82,14 @@ COUNT_PRIOR = 1.0  # a window alerts when a template appears more often than in 
 def threshold_within(values: Sequence[float], prior: float, target_fpr: float) -> float:
     """A check's threshold (flag when value > threshold): ``prior`` when the validation sessions it flags fit
     ``target_fpr``, else the smallest value that flags at most half of it (the other half stays with the
-    next-template check). ``values`` holds each normal validation session's statistic (-inf: none)."""
+    next-template check), and at least one session when the budget holds one (with few validation
+    sessions, half a session would mean passing the single most extreme one, a hair trigger the other
+    way). ``values`` holds each normal validation session's statistic (-inf: none)."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or float((values > prior).mean()) <= target_fpr:
         return prior
-    allowed = math.floor(values.size * target_fpr / 2)
+    budget = values.size * target_fpr
+    allowed = max(math.floor(budget / 2), 1 if budget >= 1 else 0)
     ranked = np.sort(values)[::-1]
     return max(float(ranked[allowed]), prior)
 

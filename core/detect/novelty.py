@@ -9,9 +9,11 @@ by definition: systems that drift log benign new messages all the time ("... err
   shared rare words count more than shared common ones). The closest template and the words added and
   missing are reported.
 * **severity** ``s`` of what is new: the line's level field when the format has one (syslog severities:
-  emerg ... debug, plus FATAL/SEVERE/FAILURE), and the severity of the words it adds to its closest
-  template. A word's severity is *learned* from the normal training lines: the share of the distinct
-  training lines holding it that were severe (an error level or worse, or, without a level field, a
+  emerg ... debug, plus FATAL/SEVERE/FAILURE, each discounted by the share of the normal training lines
+  that carry it: a system whose normal lines are 40 % FATAL register dumps says less with FATAL than one
+  whose normal lines never are), and the severity of the words it adds to its closest template. A word's
+  severity is *learned* from the normal training lines: the share of the distinct training lines holding
+  it that were severe (an error level or worse, or, without a level field, a
   word of the seed list below), smoothed toward its seed value. So "error" in a system whose normal
   INFO lines say "parity error corrected" weighs less than in one where it only appears in failures,
   and words of the system's own severe lines weigh more than the seed list knows.
@@ -37,6 +39,7 @@ from logwarden.core.errors import LogWardenError
 WORD = re.compile(r"[a-z][a-z0-9_]*")
 MAX_TEMPLATES = 50_000  # bound on the known templates a model stores
 MAX_WORDS = 50_000  # bound on the learned word severities a model stores
+MAX_LEVELS = 100  # bound on the level values whose share a model stores
 CACHE = 20_000  # judged lines kept (identical masked lines are common)
 SMOOTHING = 2.0  # pseudo-counts pulling a learned word severity toward its seed value
 UNSEEN_WORD = 0.1  # severity of a word neither seen in training nor in the seed list
@@ -142,6 +145,7 @@ class Novelty:
     templates: dict[str, str]
     severity: dict[str, float] = field(default_factory=dict)
     level_field: str | None = None
+    level_share: dict[str, float] = field(default_factory=dict)  # level (lower case) → share of normal lines
 
     def __post_init__(self) -> None:
         self._known = [_Known(key, words(text)) for key, text in self.templates.items()]
@@ -164,11 +168,14 @@ class Novelty:
         seen: set[tuple[frozenset[str], str | None]] = set()
         count: Counter[str] = Counter()
         severe: Counter[str] = Counter()
+        levels: Counter[str] = Counter()
         for text, level in lines:  # each distinct (words, level) once: frequent templates must not dominate
             item = (words(text), level)
             if item in seen:
                 continue
             seen.add(item)
+            if level is not None and level.strip():
+                levels[level.strip().lower()] += 1
             line_words, sev = item
             level_sev = level_severity(sev)
             if level_sev is None:
@@ -182,7 +189,16 @@ class Novelty:
             for w, n in count.most_common(MAX_WORDS)
         }
         known = dict(list(templates.items())[:MAX_TEMPLATES])
-        return cls(known, learned, level_field)
+        total = sum(levels.values())
+        share = {level: round(n / total, 4) for level, n in levels.most_common(MAX_LEVELS)} if total else {}
+        return cls(known, learned, level_field, share)
+
+    def level_severity(self, level: str | None) -> float | None:
+        """The severity of a level value, discounted by its share of the normal training lines."""
+        base = level_severity(level)
+        if base is None or level is None:
+            return None
+        return base * (1.0 - self.level_share.get(level.strip().lower(), 0.0))
 
     def word_severity(self, word: str) -> float:
         learned = self.severity.get(word)
@@ -222,7 +238,7 @@ class Novelty:
         missing = tuple(sorted(closest.words - mine)) if closest else ()
         severe = sorted(((w, self.word_severity(w)) for w in added), key=lambda item: (-item[1], item[0]))
         word_sev = severe[0][1] if severe else 0.0
-        level_sev = level_severity(level)
+        level_sev = self.level_severity(level)
         severity = word_sev if level_sev is None else max(level_sev, LEVEL_WORD_SHARE * word_sev)
         distance = 1.0 - best_sim
         return Judgement(
@@ -239,7 +255,12 @@ class Novelty:
 
     # -- storage ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"templates": self.templates, "severity": self.severity, "level_field": self.level_field}
+        return {
+            "templates": self.templates,
+            "severity": self.severity,
+            "level_field": self.level_field,
+            "level_share": self.level_share,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Novelty:
@@ -247,8 +268,9 @@ class Novelty:
             templates = {str(k): str(v) for k, v in dict(data["templates"]).items()}
             severity = {str(k): float(v) for k, v in dict(data.get("severity") or {}).items()}
             level_field = data.get("level_field")
+            level_share = {str(k): float(v) for k, v in dict(data.get("level_share") or {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise LogWardenError(f"bad novelty model in the model config ({exc})") from exc
         if len(templates) > MAX_TEMPLATES or len(severity) > MAX_WORDS:
             raise LogWardenError("bad novelty model in the model config (too many templates or words)")
-        return cls(templates, severity, None if level_field is None else str(level_field))
+        return cls(templates, severity, None if level_field is None else str(level_field), level_share)

@@ -38,7 +38,8 @@ def test_a_benign_variant_of_a_known_template_scores_low_and_names_it(novelty):
 
 def test_a_new_fatal_error_scores_high(novelty):
     judged = novelty.judge("rts panic! - stopping execution", "FATAL")
-    assert judged.score > 0.9 and judged.severity == 1.0
+    # FATAL, discounted by its share of the normal lines (1 of 6): still severe, and unlike anything known
+    assert judged.score > 0.85 and judged.severity == pytest.approx(5 / 6, abs=1e-3)
     assert novelty.judge("kernel panic: fatal machine check", None).score > NOVELTY_PRIOR  # no level: its words
 
 
@@ -86,8 +87,8 @@ def test_threshold_is_the_prior_unless_validation_asks_for_more():
     assert novelty_threshold([-np.inf] * 200, 0.005) == NOVELTY_PRIOR
     assert novelty_threshold([0.9] + [-np.inf] * 199, 0.005) == NOVELTY_PRIOR  # 0.5 % fits the budget
     values = [0.6, 0.7, 0.8, 0.9] + [-np.inf] * 196  # 2 % would alert at the prior
-    threshold = novelty_threshold(values, 0.005)
-    assert threshold == 0.9 and float((np.array(values) > threshold).mean()) <= 0.0025
+    threshold = novelty_threshold(values, 0.005)  # half the budget is half a session: one session is allowed
+    assert threshold == 0.8 and float((np.array(values) > threshold).mean()) == 0.005
     assert threshold_within([3.0, 2.0, 1.5] + [0.5] * 397, 1.0, 0.005) == 2.0  # at most half the budget
 
 
