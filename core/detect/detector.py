@@ -291,10 +291,10 @@ class Detector:
             return self.novelty.judge(self.template(key), None)
         return Judgement(1.0, has_text=False)
 
-    def novelty_of(self, keys: Sequence[str | None], lines: Sequence[Line | None] | None) -> list[float]:
-        """The novelty of each event of a session the model does not know (calibration reads these)."""
+    def novelty_of(self, keys: Sequence[str | None], lines: Sequence[Line | None] | None) -> list[Judgement]:
+        """How each event of a session that the model does not know was judged (calibration reads these)."""
         return [
-            self.judge_novel(key, lines[i] if lines is not None else None).score
+            self.judge_novel(key, lines[i] if lines is not None else None)
             for i, key in enumerate(keys)
             if self.vocab.token(key) == UNK
         ]

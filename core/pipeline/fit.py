@@ -206,12 +206,25 @@ def calibrate(
     else:
         combinations = None
     lines = val_lines if val_lines is not None else [None] * len(val)
-    novelty = np.array(
-        [max(detector.novelty_of(keys, ls), default=-math.inf) for keys, ls in zip(val, lines, strict=True)]
-    )
+    judged = [detector.novelty_of(keys, ls) for keys, ls in zip(val, lines, strict=True)]
+    novelty = np.array([max((j.score for j in js), default=-math.inf) for js in judged])
+    graded = any(j.has_text for js in judged for j in js) or not any(judged)
     if settings.novelty == "always":
         threshold = None
         by_novelty = novelty > -math.inf
+    elif not graded:  # no text to grade unknown templates by: a higher threshold could only switch them off
+        threshold = NOVELTY_PRIOR
+        by_novelty = novelty > threshold
+        if float(by_novelty.mean()) > target:
+            notes.append(
+                note(
+                    "novelty_ungraded",
+                    "warning",
+                    f"{float(by_novelty.mean()):.2%} of the normal validation sessions hold a template the model "
+                    f"does not know (target {target:.2%}), and without their text (template ids only) they cannot be "
+                    "graded: every one still alerts",
+                )
+            )
     else:
         threshold = novelty_threshold(novelty, target)
         by_novelty = novelty > threshold
