@@ -12,6 +12,8 @@ from logwarden.core.detect.combinations import RARE_COMBINATION
 from logwarden.core.detect.detector import NEW_TEMPLATE, Detector
 from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.parsing.formats import get_format
+from logwarden.core.parsing.reader import read_records
+from logwarden.core.pipeline.fit import normal_windows, split_indices
 
 
 def _score(corpus_dir, model_root, tmp_path, backend: str) -> list[dict]:
@@ -93,6 +95,19 @@ def test_evaluate_reports_metrics_and_writes_html(corpus_dir, model_root, tmp_pa
     html = (report / "report.html").read_text()
     assert "ROC" in html and "data:image/png;base64" in html
     assert json.loads((report / "report.json").read_text())
+
+
+def test_reported_validation_fpr_is_what_the_saved_model_does(corpus_dir, model_root):
+    """The held-out normal sessions, rebuilt from the training log and scored through the saved artifact
+    (onnxruntime), are flagged at exactly the rate training reported."""
+    detector = Detector.load(model_root)
+    cfg = detector.config
+    events = [detector.parse(r) for r in read_records([str(corpus_dir / "train.log")], get_format(cfg.line_format))]
+    normal, lines, _, _ = normal_windows(events, detector.rule, None, detector.novelty.level_field)
+    _, val = split_indices(len(normal), cfg.val_fraction, cfg.train.seed, cfg.val_split == "chronological")
+    assert cfg.val_split == "random" and len(val) == cfg.fingerprint.val_sessions
+    verdicts = detector.score_keys([normal[i] for i in val], lines=[lines[i] for i in val])
+    assert sum(v.anomalous for v in verdicts) / len(verdicts) == cfg.calibration.validation_fpr
 
 
 def test_a_session_cut_short_is_flagged_as_ended_early_whatever_k(model_root):
