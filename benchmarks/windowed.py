@@ -104,6 +104,9 @@ def settings(args) -> FitSettings:
         model=ModelConfig(n_layer=2, n_head=4, n_embd=64, max_len=128),
         train=TrainConfig(epochs=args.epochs, batch_size=32, lr=1e-3, patience=args.patience, seed=args.seed),
         target_fpr=args.target_fpr,
+        novelty=args.novelty,
+        auto_min_template_sessions=not args.fixed_min_template_sessions,
+        check_counts=not args.no_counts,
     )
 
 
@@ -300,6 +303,11 @@ def main() -> int:
     parser.add_argument("--target-fpr", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    parser.add_argument("--novelty", choices=["graded", "always"], default="graded", help="ablation: 'always'")
+    parser.add_argument(
+        "--fixed-min-template-sessions", action="store_true", help="ablation: never lower min-template-sessions"
+    )
+    parser.add_argument("--no-counts", action="store_true", help="ablation: no count check")
     args = parser.parse_args()
     set_torch_threads(args.threads)
     results, skipped = [], []
@@ -322,7 +330,12 @@ def main() -> int:
                 results.append(result)
                 print(table([result]), file=sys.stderr, flush=True)
     print(table(results))
-    print(json.dumps({"results": results, "skipped": skipped, "target_fpr": args.target_fpr, "seed": args.seed}))
+    ablations = {"novelty": args.novelty, "fixed_min": args.fixed_min_template_sessions, "no_counts": args.no_counts}
+    print(
+        json.dumps(
+            {"results": results, "skipped": skipped, "target_fpr": args.target_fpr, "seed": args.seed, **ablations}
+        )
+    )
     return 0
 
 
