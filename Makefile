@@ -4,7 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv system-deps test lint format serve protos check-protos client-dist bench clean
+NODE_DEPS := tests/node/node_modules/.package-lock.json
+
+.PHONY: venv system-deps node-deps test lint format serve protos check-protos client-dist bench clean splunk-app \
+	appinspect-venv splunk-appinspect
 
 venv: $(STAMP)
 
@@ -18,7 +21,13 @@ $(STAMP): pyproject.toml requirements.lock
 system-deps:
 	@.ci/system-deps
 
-test: $(STAMP) system-deps
+# npm packages the tests use as real third-party peers (@fluent-org/logger: a Forward client and server)
+node-deps: $(NODE_DEPS)
+
+$(NODE_DEPS): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --silent
+
+test: $(STAMP) system-deps node-deps splunk-appinspect
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
@@ -64,10 +73,30 @@ client-dist: $(STAMP)
 	rm -rf build/client-dist && mkdir -p build dist && cp -r integrations/client build/client-dist
 	$(PY) -m pip wheel --quiet --no-build-isolation --no-deps -w dist build/client-dist
 
+# The Splunk app (plugins/splunk): `make splunk-app` builds dist/ta_logwarden-<version>.tgz; AppInspect (cloud
+# checks) runs on it in its own virtualenv, since it pins older structlog, lxml and others.
+AI_VENV  := .venv-appinspect
+AI_STAMP := $(AI_VENV)/.installed
+
+appinspect-venv: $(AI_STAMP)
+
+$(AI_STAMP): plugins/splunk/requirements-appinspect.lock
+	$(PYTHON) -m venv $(AI_VENV)
+	$(AI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AI_VENV)/bin/python -m pip install --quiet -r plugins/splunk/requirements-appinspect.lock
+	touch $(AI_STAMP)
+
+splunk-app: $(STAMP) $(AI_STAMP)
+	rm -rf dist/ta_logwarden dist/ta_logwarden-*.tgz
+	$(PY) plugins/splunk/build.py --out dist --slim $(AI_VENV)/bin/slim
+
+splunk-appinspect: splunk-app
+	$(PY) plugins/splunk/appinspect.py --appinspect $(AI_VENV)/bin/splunk-appinspect dist/ta_logwarden-*.tgz
+
 bench: $(STAMP)
 	$(PY) benchmarks/parsing.py
 	$(PY) benchmarks/hdfs.py
 	$(PY) benchmarks/scoring.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AI_VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -2,8 +2,8 @@
 
 Rates come from counters: events/s = ``rate(logwarden_events_total[1m])``, anomaly rate =
 ``rate(logwarden_anomalous_events_total[5m]) / rate(logwarden_events_total{status="scored"}[5m])``,
-new-template rate likewise. The HTTP gateway serves ``render()`` at ``/metrics``; ``serve_standalone``
-is for deployments without the gateway (``--metrics-port``).
+new-template rate likewise. The HTTP gateway serves ``render()`` at ``/metrics``, and so does the
+standalone metrics port (``--metrics-port``, ``gateway.app.MetricsEndpoint``) with the same TLS and tokens.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    start_http_server,
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -65,6 +64,9 @@ class ServerMetrics:
         self.model_info = Gauge(
             "logwarden_model_info", "The served model version (value 1)", ["model_version"], registry=r
         )
+        self.replays = Counter(
+            "logwarden_idempotent_replays", "Requests answered from the idempotency store (a replay)", registry=r
+        )
         self.reloads = Counter("logwarden_model_reloads", "Model reload attempts", ["result"], registry=r)
         self.http_requests = Counter(
             "logwarden_http_requests",
@@ -88,10 +90,6 @@ class ServerMetrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for an HTTP handler."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-    def serve_standalone(self, port: int, host: str = "127.0.0.1"):
-        """Serve /metrics on its own port from a daemon thread; returns (server, thread)."""
-        return start_http_server(port, addr=host, registry=self.registry)
 
 
 def configure_logging(level: str = "info") -> None:

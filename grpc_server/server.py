@@ -1,11 +1,16 @@
 """The ``grpc.aio`` server: LogWarden's services, standard health and reflection, auth, TLS, limits,
 graceful shutdown (SIGTERM/SIGINT drain in-flight calls) and hot reload (SIGHUP or ReloadModel).
 
-Shutdown order: health turns NOT_SERVING, open streams end after their current message, the server
-stops accepting calls and waits up to ``shutdown_grace_s`` for accepted ones, then the scheduler
-finishes what is queued. Companions (the HTTP/JSON gateway) are objects with ``async start(server)``
-and ``async stop()`` appended to ``server.companions`` before ``start``; they reach the scorer as
-``server.service`` and the metrics as ``server.metrics.render()``.
+Shutdown order: health turns NOT_SERVING, open streams end after their current message (UNAVAILABLE:
+what they sent after it is not scored, see ``rpc/servicers.py``), the server stops accepting calls
+and waits up to ``shutdown_grace_s`` for accepted ones, then the scheduler finishes what is queued.
+Companions (the HTTP/JSON gateway, the standalone metrics endpoint) are objects with ``async
+start(server)`` and ``async stop()`` appended to ``server.companions`` before ``start``; they reach the
+scorer as ``server.service`` and the metrics as ``server.metrics.render()``.
+
+Overload: at most ``max_concurrent_rpcs`` calls run (``rpc/limits.py``); every overload answer carries
+the ``logwarden-overloaded`` mark, so that a RESOURCE_EXHAUSTED without it (gRPC's own answer to a
+message over ``max_request_bytes``) is known for what it is: too large, never worth a retry.
 
 Labels: with ``label_db`` set (and no ``labels`` sink passed in) the server opens that SQLite label
 store, recalibrates K per source from the labels on the served version at start and after each
@@ -15,6 +20,7 @@ reload, and closes the store after the drain. Without it SubmitLabels answers UN
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 
 import grpc
@@ -22,33 +28,73 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from logwarden.core.errors import LogWardenError
 from logwarden.grpc_server import heap
-from logwarden.grpc_server.gateway.app import HttpGateway
+from logwarden.grpc_server.gateway.app import HttpGateway, MetricsEndpoint
 from logwarden.grpc_server.observability import ServerMetrics
 from logwarden.grpc_server.rpc.auth import HEALTH_PREFIX, BearerTokenInterceptor
+from logwarden.grpc_server.rpc.limits import ConcurrencyLimit
+from logwarden.grpc_server.rpc.otlp import OtlpIngest
 from logwarden.grpc_server.rpc.servicers import add_all
 from logwarden.grpc_server.security import grpc_credentials
+from logwarden.grpc_server.service.idempotency import Idempotency, MemoryIdempotency, RedisIdempotency
 from logwarden.grpc_server.service.label_sink import StoreLabelSink, open_label_sink
-from logwarden.grpc_server.service.model_holder import ModelHolder
+from logwarden.grpc_server.service.model_holder import ModelRegistry
 from logwarden.grpc_server.service.scheduler import Scheduler
 from logwarden.grpc_server.service.scoring import KLookup, LabelSink, ScoringService
 from logwarden.grpc_server.service.validation import Limits
 from logwarden.grpc_server.service.windows import WindowStore
 from logwarden.grpc_server.service.windows.memory import MemoryWindowStore
+from logwarden.grpc_server.service.windows.scoped import ScopedWindows
 from logwarden.grpc_server.settings import Settings
 
 log = structlog.get_logger("logwarden.server")
 
 
 def open_window_store(settings: Settings) -> WindowStore:
+    """The default scope's windows: in memory, or in Redis when ``redis_url`` is set (replicas share them)."""
     if not settings.redis_url:
-        return MemoryWindowStore(settings.window_max_sessions, settings.window_ttl_s)
-    try:
-        from logwarden.grpc_server.service.windows.redis import RedisWindowStore
-    except ImportError as exc:
-        raise LogWardenError("redis_url is set but this build has no Redis window store") from exc
+        return MemoryWindowStore(
+            settings.window_max_sessions, settings.window_ttl_s, max_bytes=settings.window_max_bytes
+        )
+    from logwarden.grpc_server.service.windows.redis import RedisWindowStore
+
     return RedisWindowStore(settings.redis_url, max_sessions=settings.window_max_sessions, ttl_s=settings.window_ttl_s)
+
+
+def open_scopes(settings: Settings, default: WindowStore) -> ScopedWindows:
+    """Ad-hoc window scopes beside ``default``, each with its own TTL and quota, in the same backend."""
+    s = settings
+    if isinstance(default, MemoryWindowStore):
+
+        def make(scope: str) -> WindowStore:
+            return MemoryWindowStore(
+                s.window_scope_max_sessions, s.window_scope_ttl_s, max_bytes=s.window_scope_max_bytes
+            )
+
+    else:
+        from logwarden.grpc_server.service.windows.redis import PREFIX, RedisWindowStore
+
+        def make(scope: str) -> WindowStore:
+            digest = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+            return RedisWindowStore(
+                None,
+                max_sessions=s.window_scope_max_sessions,
+                ttl_s=s.window_scope_ttl_s,
+                prefix=f"{PREFIX}scope:{digest}:",
+                client=default.client,
+                quota=True,
+            )
+
+    return ScopedWindows(default, make, s.window_scopes_max)
+
+
+def open_idempotency(settings: Settings, default: WindowStore) -> Idempotency:
+    """Idempotent answers where the windows are: shared in Redis by replicas, else in this process."""
+    if isinstance(default, MemoryWindowStore):
+        return MemoryIdempotency(
+            settings.idempotency_ttl_s, settings.idempotency_max_entries, settings.idempotency_max_bytes
+        )
+    return RedisIdempotency(default.client, settings.idempotency_ttl_s, run=default.run)
 
 
 class LogWardenServer:
@@ -62,25 +108,38 @@ class LogWardenServer:
     ) -> None:
         self.settings = settings
         self.metrics = ServerMetrics()
-        self.holder = ModelHolder(settings.model_path, backend=settings.model_backend, device=settings.model_device)
-        self.windows = windows or open_window_store(settings)
+        self.models = ModelRegistry.from_settings(
+            settings,
+            backend=settings.model_backend,
+            device=settings.model_device,
+            parser_cache_bytes=settings.parser_cache_max_bytes,
+        )
+        self.holder = self.models.default
+        default_windows = windows or open_window_store(settings)
+        self.windows = open_scopes(settings, default_windows)
+        self.idempotency = open_idempotency(settings, default_windows)
         self.labels = labels
         self.k_lookup = k_lookup
         self.label_sink: StoreLabelSink | None = None  # the label_db store, when this server opened one
         self.companions: list = [HttpGateway()] if settings.http_port is not None else []
+        if settings.metrics_port is not None:
+            self.companions.append(MetricsEndpoint())
         self.service: ScoringService | None = None
         self.scheduler: Scheduler | None = None
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._draining = False
+        self._drain_started = asyncio.Event()  # open streams end (UNAVAILABLE) when it is set
         self._stopped = asyncio.Event()
 
     async def start(self) -> int:
         """Load the model, bind, start serving; returns the bound gRPC port."""
         s = self.settings
-        model = await asyncio.to_thread(self.holder.load, s.model_version)
-        self.metrics.set_model(model.version)
+        await asyncio.to_thread(self.models.load_all)
+        for holder in self.models.holders.values():
+            self.metrics.set_model(holder.current.version)
+        model = self.holder.current
         if self.labels is None and s.label_db is not None:
             self.label_sink = await open_label_sink(s.label_db, self.holder)
             self.labels = self.label_sink
@@ -95,7 +154,7 @@ class LogWardenServer:
         self.scheduler.start()
         limits = Limits(s.max_events_per_request, s.max_message_bytes, s.max_field_bytes, s.max_attributes)
         self.service = ScoringService(
-            holder=self.holder,
+            models=self.models,
             scheduler=self.scheduler,
             windows=self.windows,
             limits=limits,
@@ -104,14 +163,20 @@ class LogWardenServer:
             k_lookup=self.k_lookup,
             labels=self.labels,
             on_model_change=self.label_sink.model_changed if self.label_sink else None,
+            idempotency=self.idempotency,
         )
-        tokens = [t.get_secret_value() for t in s.auth_tokens]
-        interceptors = [BearerTokenInterceptor(tokens, () if s.auth_health else (HEALTH_PREFIX,))] if tokens else []
+        tokens = s.tokens
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if tokens:
+            open_prefixes = () if s.auth_health else (HEALTH_PREFIX,)
+            interceptors.append(BearerTokenInterceptor(s.tokens, open_prefixes, admin_tokens=s.admin_token_values))
+        if s.max_concurrent_rpcs is not None:
+            interceptors.append(ConcurrencyLimit(s.max_concurrent_rpcs, exempt_prefixes=(HEALTH_PREFIX,)))
         options = [("grpc.max_receive_message_length", s.max_request_bytes), ("grpc.so_reuseport", 0)]
-        self._server = grpc.aio.server(
-            interceptors=interceptors, options=options, maximum_concurrent_rpcs=s.max_concurrent_rpcs
-        )
-        names = add_all(self._server, self.service, lambda: self._draining)
+        self._server = grpc.aio.server(interceptors=interceptors, options=options)
+        names = add_all(self._server, self.service, self._drain_started)
+        if s.otlp.enabled:
+            names.append(OtlpIngest.register(self))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         for name in ("", *names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -122,8 +187,6 @@ class LogWardenServer:
         else:
             self.port = self._server.add_insecure_port(address)
         await self._server.start()
-        if s.metrics_port is not None:
-            self.metrics.serve_standalone(s.metrics_port, s.host)
         try:
             for companion in self.companions:
                 await companion.start(self)
@@ -148,6 +211,7 @@ class LogWardenServer:
             await self._stopped.wait()
             return
         self._draining = True
+        self._drain_started.set()
         grace = self.settings.shutdown_grace_s if grace is None else grace
         log.info("draining", grace_s=grace)
         await self._health.enter_graceful_shutdown()
@@ -157,6 +221,7 @@ class LogWardenServer:
         await asyncio.gather(*stops)
         if self.scheduler is not None:
             await self.scheduler.close()
+        await self.idempotency.close()
         await self.windows.close()
         if self.label_sink is not None:
             await self.label_sink.close()

@@ -3,6 +3,10 @@
 Safe from many threads of one process; other processes (``logwarden labels export`` while the server
 runs) can read and write the same file, waiting up to ``timeout`` seconds for a writer. A new file
 is created readable by its owner only: labels hold analysts' names and comments.
+
+Writes are all or nothing: every row is built and checked (text that SQLite cannot store, such as a
+lone surrogate, is a ``LabelError`` naming the field) before the transaction starts, and a write that
+fails for any reason rolls back, so the connection is never left inside a transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from logwarden.core.errors import LogWardenError
-from logwarden.core.labels.label import Label, utc_timestamp
+from logwarden.core.labels.label import Label, LabelError, utc_timestamp
 from logwarden.core.labels.store import LabelStore, Retracted, Submitted, check_limit
 
 SCHEMA_VERSION = 2
@@ -213,6 +217,13 @@ def _row(label: Label) -> tuple:
     data["keys"] = None if label.keys is None else json.dumps(list(label.keys))
     data["attributes"] = None if label.attributes is None else json.dumps(label.attributes, sort_keys=True)
     data["created_at"] = label.created_at or utc_timestamp()
+    for column in COLUMNS:
+        value = data[column]
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise LabelError(column, f"not valid Unicode: a lone surrogate at character {exc.start}") from None
     return tuple(data[c] for c in COLUMNS)
 
 

@@ -5,6 +5,11 @@
 loghub-style format string such as ``<Date> <Time> <Level> <Component>: <Content>``. ``LineFormat.spec``
 is a string that ``get_format`` turns back into the same format, so a model artifact can record it and
 refuse input of another format.
+
+Linear time: a format string is the user's, so its regex runs on RE2 (``linear_regex``; the presets'
+own regexes run on Python's ``re`` and are held linear by tests). When ``<Content>`` is last, only the
+header before it is matched and the content is the rest of the line, so the time spent on a line does
+not grow with its content (and content may hold newlines, e.g. a stack trace sent as one event).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from logwarden.core.errors import BadLineError, LogWardenError
+from logwarden.core.parsing.linear_regex import compile_regex
 from logwarden.core.records import LogRecord
 
 EXCERPT_CHARS = 80
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TIMESTAMP_CACHE = 4096
+_CACHED_TIME_CHARS = 64  # longer timestamp texts are parsed uncached: the cache holds at most 4096 × 64 chars
+_CONTENT_TAIL = "(?P<Content>.*)"
 _DEFAULT_NORMAL = ("-", "0", "false", "normal", "ok", "benign")  # JSON label values meaning "normal"
 _MISSING = object()
 LEVEL_FIELDS = ("level", "severity", "loglevel", "log_level", "priority")  # a format field holding the level
@@ -132,10 +140,8 @@ class RegexFormat(LineFormat):
         session_field: str | None = None,
         preset: FormatPreset | None = None,
     ) -> None:
-        try:
-            self._regex = re.compile(regex)
-        except re.error as exc:
-            raise LogWardenError(f"format {spec!r}: invalid regex: {exc}") from exc
+        trusted = preset is not None and regex == (preset.regex or format_to_regex(preset.format))
+        self._regex = compile_regex(regex, f"format {spec!r}", trusted=trusted)
         names = set(self._regex.groupindex)
         if "Content" not in names:
             raise LogWardenError(f"format {spec!r} has no <Content> field")
@@ -156,15 +162,27 @@ class RegexFormat(LineFormat):
         self.has_labels = label_field is not None
         self._normal = frozenset(normal_labels)
         self.session_field = session_field
+        # Content last: match the header only (anchored at the start); the content is what follows it
+        head = regex[: -len(_CONTENT_TAIL)]
+        self._header = None
+        if regex.endswith(_CONTENT_TAIL) and "Content" not in head:
+            self._header = compile_regex(head, f"format {spec!r}", trusted=trusted).match
         self._fullmatch = self._regex.fullmatch
 
     def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
         line = line.rstrip("\r\n")
-        match = self._fullmatch(line)
-        if match is None:
-            raise BadLineError(f"does not match format {self.spec!r}: {_excerpt(line)}")
-        groups = match.groupdict()
-        content = groups.pop("Content") or ""
+        if self._header is not None:
+            match = self._header(line)
+            if match is None:
+                raise BadLineError(f"does not match format {self.spec!r}: {_excerpt(line)}")
+            groups = match.groupdict()
+            content = line[match.end() :]
+        else:
+            match = self._fullmatch(line)
+            if match is None:
+                raise BadLineError(f"does not match format {self.spec!r}: {_excerpt(line)}")
+            groups = match.groupdict()
+            content = groups.pop("Content") or ""
         fields = {k: v for k, v in groups.items() if v is not None}
         record = LogRecord(content=content, source=source, line_no=line_no, fields=fields)
         if times and self._read_time is not None and self.timestamp is not None:
@@ -301,15 +319,14 @@ def _iso(value: str) -> float | None:
 def _time_reader(pattern: str) -> Callable[[str], float | None]:
     """A cached function from the joined timestamp text to epoch seconds (``None`` if unparsable)."""
     if pattern == "epoch":
-        return lru_cache(maxsize=_TIMESTAMP_CACHE)(_epoch)
+        return _bounded_cache(_epoch)
     if pattern == "iso":
-        return lru_cache(maxsize=_TIMESTAMP_CACHE)(_iso)
+        return _bounded_cache(_iso)
     if "%" not in pattern:
         raise LogWardenError(
             f"timestamp {pattern!r}: use 'epoch', 'iso' or a strptime pattern such as '%Y-%m-%d %H:%M:%S'"
         )
 
-    @lru_cache(maxsize=_TIMESTAMP_CACHE)
     def read(value: str) -> float | None:
         try:
             parsed = datetime.strptime(value, pattern)
@@ -319,7 +336,17 @@ def _time_reader(pattern: str) -> Callable[[str], float | None]:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
 
-    return read
+    return _bounded_cache(read)
+
+
+def _bounded_cache(read: Callable[[str], float | None]) -> Callable[[str], float | None]:
+    """``read`` with an LRU cache for short texts only, so the cache's memory stays small whatever comes in."""
+    cached = lru_cache(maxsize=_TIMESTAMP_CACHE)(read)
+
+    def bounded(value: str) -> float | None:
+        return cached(value) if len(value) <= _CACHED_TIME_CHARS else read(value)
+
+    return bounded
 
 
 # -- format strings -----------------------------------------------------------------------------------

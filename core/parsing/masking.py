@@ -25,8 +25,18 @@ which would cost the speed trick below); add one as a user mask if your logs nee
 
 Speed: the built-ins form one branch that starts with a single character class, so Python's regex
 engine skips, in C, every character that cannot start a mask; the masks are grouped by their first
-character so a position tries only the masks that can start there. User masks come first and have no
-such prefix, so each one slows masking down a little.
+character so a position tries only the masks that can start there.
+
+Linear time (a log line is untrusted input): every look-ahead and every repetition that can cross a
+separator is bounded by what the mask can match (an IPv6 address has at most 39 characters and 8
+groups), so each attempt at a position costs a bounded amount of work or ends in a match that covers
+the positions it read; and inside a run of letters and digits only the first character can start a
+mask. ``tests/core/parsing/test_linearity.py`` and ``benchmarks/adversarial.py`` hold this over lines of
+colons, ``a:`` alternations, digit runs with separators, slashes, dots, hex runs and random mixes.
+
+User masks are the user's regexes, so they run on RE2 (``linear_regex``), in a pass of their own
+before the built-ins: at each position they win; the built-ins then mask what is left (a ``<*>`` the
+user pass wrote counts as a boundary for them). A mask RE2 cannot run is refused, naming it.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import re
 from dataclasses import dataclass
 
 from logwarden.core.errors import LogWardenError
+from logwarden.core.parsing.linear_regex import LinearRegex
 
 PARAM = "<*>"
 """The placeholder every mask writes."""
@@ -43,7 +54,12 @@ PARAM = "<*>"
 _H = "[0-9a-fA-F]"
 _B = "(?![A-Za-z0-9])"  # right boundary: no letter or digit follows
 _UNITS = "(?:[munµ]?s|min|h|d|[kKMGTP]i?[bB]?|[bB]|bytes?|%)"
-_IPV6_REST = rf"(?:{_H}{{0,3}}(?::{_H}{{0,4}}){{3,7}}|{_H}{{0,3}}::(?:{_H}{{1,4}}(?::{_H}{{1,4}})*)?){_B}"
+# An IPv6 address: eight groups, or fewer around one "::" (at most seven written groups then).
+_IPV6_REST = rf"(?:{_H}{{0,3}}(?::{_H}{{0,4}}){{3,7}}|{_H}{{0,3}}::(?:{_H}{{1,4}}(?::{_H}{{1,4}}){{0,5}})?){_B}"
+# An address that starts with a letter (or "::") must hold a digit within its 39 characters: the first
+# character in the next 38 that is not a hex letter or a colon is a digit (possessive: no backtracking).
+_IPV6_DIGIT_AFTER_LETTER = "(?=[a-fA-F:]{0,37}+\\d)"
+_IPV6_DIGIT_AFTER_DOUBLE_COLON = "(?=[a-fA-F:]{0,33}+\\d)"
 _UUID_REST = rf"{_H}{{7}}-{_H}{{4}}-{_H}{{4}}-{_H}{{4}}-{_H}{{12}}{_B}"
 _NUM_REST = rf"\d*(?:[.,:/-]\d+)*(?:{_UNITS})?{_B}"
 
@@ -65,13 +81,13 @@ _DISPATCH: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("blk", rf"(?<=b)lk_-?\d+{_B}"),
             ("uuid", _UUID_REST),
-            ("ipv6", rf"(?=[0-9a-fA-F:]*\d){_IPV6_REST}"),
+            ("ipv6", _IPV6_DIGIT_AFTER_LETTER + _IPV6_REST),
             ("hex", rf"(?=[a-fA-F]*\d){_H}{{7,}}{_B}"),
         ),
     ),
     (r"[/\\]", (("path", r"[/\\]?[\w.@%+~-]+(?:[/\\][\w.@%+~-]+)+[/\\]?"),)),
     (r"[+\-]", (("num", r"\d" + _NUM_REST),)),
-    (":", (("ipv6", rf"(?=[0-9a-fA-F:]*\d):{_H}{{1,4}}(?::{_H}{{1,4}})*{_B}"),)),
+    (":", (("ipv6", rf":(?={_H}){_IPV6_DIGIT_AFTER_DOUBLE_COLON}{_H}{{1,4}}(?::{_H}{{1,4}}){{0,6}}{_B}"),)),
 )
 _URL_REST = r"/[^\s\"'<>]+"  # after "scheme:/", the scheme stays as it is
 BUILTIN_NAMES = ("url", "path", "uuid", "blk", "ipv6", "ipv4", "hex", "num")
@@ -123,7 +139,7 @@ class MaskingConfig:
 
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*\Z")  # no "__": it marks repeated groups
-_NUMBERED_BACKREF = re.compile(r"(?<!\\)\\[1-9]")
+_ENGINES = "user masks: RE2, one pass; built-ins: Python re, bounded (masks v2)"  # part of the fingerprint
 
 
 def _check_user_mask(name: str, regex: str, taken: set[str]) -> None:
@@ -131,19 +147,14 @@ def _check_user_mask(name: str, regex: str, taken: set[str]) -> None:
         raise LogWardenError(f"mask name {name!r}: use letters, digits and '_' only")
     if name in taken:
         raise LogWardenError(f"mask name {name!r} is used twice (built-in names: {', '.join(BUILTIN_NAMES)})")
-    try:
-        compiled = re.compile(regex)
-    except re.error as exc:
-        raise LogWardenError(f"mask {name!r}: invalid regex {regex!r}: {exc}") from exc
+    compiled = LinearRegex(regex, f"mask {name!r}")
     if compiled.fullmatch(""):
         raise LogWardenError(f"mask {name!r}: regex {regex!r} matches the empty string")
-    if compiled.groups and _NUMBERED_BACKREF.search(regex):
-        raise LogWardenError(f"mask {name!r}: numbered back-references are not supported, use (?P=name)")
     taken.add(name)
 
 
 class Masker:
-    """Applies a ``MaskingConfig`` with one compiled regex."""
+    """Applies a ``MaskingConfig``: the user masks (one RE2 pass), then the built-ins (one ``re`` pass)."""
 
     def __init__(self, config: MaskingConfig | None = None) -> None:
         self.config = config or MaskingConfig()
@@ -152,29 +163,31 @@ class Masker:
         if unknown:
             raise LogWardenError(f"cannot disable unknown built-in mask(s): {', '.join(sorted(unknown))}")
         taken = set(builtin_names)
-        parts = []
         for name, regex in self.config.extra:
             _check_user_mask(name, regex, taken)
-            parts.append(f"(?P<{name}>{regex})")
-        builtins = _builtin_pattern(frozenset(self.config.disabled))
-        if builtins:
-            parts.append(builtins)
-        self.pattern = "|".join(parts) if parts else "(?!)"
-        try:
-            self._regex = re.compile(self.pattern)
-        except re.error as exc:  # a user mask that only breaks in combination, e.g. a clashing group
-            raise LogWardenError(f"masks do not combine into one regex: {exc}") from exc
+        self.user_pattern = "|".join(f"(?P<{name}>{regex})" for name, regex in self.config.extra)
+        self._user = LinearRegex(self.user_pattern, "user masks") if self.user_pattern else None
+        self.pattern = _builtin_pattern(frozenset(self.config.disabled)) or "(?!)"
+        self._regex = re.compile(self.pattern)
         self._sub = self._regex.sub
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of the combined regex: models record it to refuse a different masking."""
-        return hashlib.sha256(self.pattern.encode()).hexdigest()[:16]
+        """A short hash of the masks and how they run: models record it to refuse a different masking."""
+        text = "\n".join((_ENGINES, self.user_pattern, self.pattern))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def mask(self, text: str) -> str:
         """Return ``text`` with every masked span replaced by ``<*>``."""
+        if self._user is not None:
+            text = self._user.replace_all(PARAM, text)
         return self._sub(PARAM, text)
 
     def find(self, text: str) -> list[tuple[str, str]]:
-        """The ``(mask name, matched text)`` pairs in ``text``, in order (for explanations and tests)."""
-        return [((m.lastgroup or "").split("__")[0], m.group()) for m in self._regex.finditer(text)]
+        """The ``(mask name, matched text)`` pairs: the user masks' in ``text``, then the built-ins' in what
+        the user masks left (for explanations and tests)."""
+        found: list[tuple[str, str]] = []
+        if self._user is not None:
+            found = [(name or "", match) for name, match in self._user.finditer_names(text)]
+            text = self._user.replace_all(PARAM, text)
+        return found + [((m.lastgroup or "").split("__")[0], m.group()) for m in self._regex.finditer(text)]

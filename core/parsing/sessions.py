@@ -8,22 +8,32 @@ default), all sources together (``global``), or each value of a parsed field wit
 e.g. a node or host name: one timeline per machine). A window holding more than ``max_events`` events is
 cut into consecutive parts of at most that many (``Session.part`` counts them; ``capped`` says how many
 windows were cut), so one burst cannot make a window unbounded.
+
+A key regex is searched in every line: the presets' run on Python's ``re`` (held linear by tests), any
+other on RE2 (``linear_regex``), so no line can make the search slow.
 """
 
 from __future__ import annotations
 
-import re
+import math
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from logwarden.core.errors import LogWardenError
+from logwarden.core.parsing.formats import PRESETS
+from logwarden.core.parsing.linear_regex import Regex, compile_regex
 from logwarden.core.records import LogRecord
 
 SessionKind = Literal["key", "field", "time", "count", "source"]
 WindowScope = Literal["source", "global", "field"]
 GLOBAL = "*"  # the timeline name of global windows
+# Time windows' timestamps lie between 0001-01-01 and 9999-12-31T23:59:59 UTC (far beyond, a float cannot
+# step through windows of seconds)
+MIN_EPOCH, MAX_EPOCH = -62135596800.0, 253402300799.0
+DEFAULT_KEY_REGEX = r"blk_-?\d+"
+_TRUSTED_KEY_REGEXES = {DEFAULT_KEY_REGEX} | {p.session_key_regex for p in PRESETS.values() if p.session_key_regex}
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class SessionRule:
     """How events become sessions. ``key``: regex over the content; ``field``: a parsed field."""
 
     kind: SessionKind = "key"
-    key_regex: str = r"blk_-?\d+"
+    key_regex: str = DEFAULT_KEY_REGEX
     field: str = ""
     window_seconds: float = 60.0
     step_seconds: float = 60.0
@@ -45,10 +55,7 @@ class SessionRule:
         if self.kind not in ("key", "field", "time", "count", "source"):
             raise LogWardenError(f"unknown session kind {self.kind!r}: use key, field, time, count or source")
         if self.kind == "key":
-            try:
-                re.compile(self.key_regex)
-            except re.error as exc:
-                raise LogWardenError(f"invalid session key regex {self.key_regex!r}: {exc}") from exc
+            key_pattern(self)  # refuses a regex that is invalid or cannot run in linear time
         if self.kind == "field" and not self.field:
             raise LogWardenError("session kind 'field' needs a field name")
         if self.kind == "time" and not (self.step_seconds > 0 and self.window_seconds > 0):
@@ -102,12 +109,17 @@ class Session:
         return max(labels) if labels else None
 
 
-def session_key(rule: SessionRule, record: LogRecord, pattern: re.Pattern[str] | None = None) -> str | None:
+def key_pattern(rule: SessionRule) -> Regex:
+    """The rule's key regex, compiled (RE2 unless it is a preset's)."""
+    return compile_regex(rule.key_regex, "session key regex", trusted=rule.key_regex in _TRUSTED_KEY_REGEXES)
+
+
+def session_key(rule: SessionRule, record: LogRecord, pattern: Regex | None = None) -> str | None:
     """The key named by a key/field rule, or None when the record carries none."""
     if rule.kind == "field":
         return record.fields.get(rule.field) or None
     if rule.kind == "key":
-        match = (pattern or re.compile(rule.key_regex)).search(record.content)
+        match = (pattern or key_pattern(rule)).search(record.content)
         if match:
             return match.group(1) if match.groups() else match.group(0)
     return None
@@ -158,7 +170,7 @@ def _cap(sessions: list[Session], max_events: int) -> list[Session]:
 
 
 def _by_key(events: Iterable[Event], rule: SessionRule) -> list[Session]:
-    pattern = re.compile(rule.key_regex) if rule.kind == "key" else None
+    pattern = key_pattern(rule) if rule.kind == "key" else None
     sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
     for event in events:
         source = event.record.source
@@ -189,12 +201,19 @@ def _time_windows(source: str, items: list[Event], rule: SessionRule) -> list[Se
         )
     if not timed:
         return []
+    odd = next((e.record for e in timed if not in_time_range(e.record.timestamp)), None)
+    if odd is not None:
+        raise LogWardenError(
+            f"time windows need timestamps between the years 1 and 9999; {odd.source}:{odd.line_no} has "
+            f"{odd.timestamp!r}"
+        )
     timed.sort(key=lambda e: e.record.timestamp)  # type: ignore[arg-type, return-value]
     first, last = timed[0].record.timestamp, timed[-1].record.timestamp
     assert first is not None and last is not None
     out, lo, start = [], 0, first
+    window, step = rule.window_seconds, rule.step_seconds
     while start <= last:
-        end = start + rule.window_seconds
+        end = start + window
         while lo < len(timed) and timed[lo].record.timestamp < start:  # type: ignore[operator]
             lo += 1
         hi = lo
@@ -202,8 +221,18 @@ def _time_windows(source: str, items: list[Event], rule: SessionRule) -> list[Se
             hi += 1
         if hi > lo:
             out.append(Session(f"{source}@{int(start)}", source, timed[lo:hi]))
-        start += rule.step_seconds
+            start += step
+        else:  # an empty window: skip straight to the first window that holds the next event (a gap of
+            # years between two timestamps must not cost a loop turn per step)
+            upcoming = timed[lo].record.timestamp
+            skipped = max(1, math.floor((upcoming - end) / step) + 1)  # type: ignore[operator]
+            start += skipped * step
     return out
+
+
+def in_time_range(seconds: float | None) -> bool:
+    """True for epoch seconds that time windows can use (between the years 1 and 9999)."""
+    return seconds is not None and MIN_EPOCH <= seconds <= MAX_EPOCH
 
 
 def default_session_rule(fmt) -> SessionRule:

@@ -9,10 +9,16 @@ records the generation of its token count and is trusted only while no cluster o
 was created or changed since.
 
 ``match`` (serving) never changes the clusters: a template never seen in training gives ``None``.
+
+Memory: the caches are keyed by masked lines, which an attacker chooses, so each is bounded in bytes as
+well as in entries (``cache_bytes``, a run-time setting: ``logwarden serve --parser-cache-max-bytes``):
+the serving caches evict their least recently used lines past either bound; the training cache is
+cleared when full. A key costs ``sys.getsizeof(line)`` plus ``ENTRY_OVERHEAD`` bytes.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +29,8 @@ from logwarden.core.errors import LogWardenError
 from logwarden.core.parsing.masking import PARAM, Masker, MaskingConfig
 
 STATE_VERSION = 1
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+ENTRY_OVERHEAD = 100  # an ordered dict's entry and node, and the value's reference, roughly
 DRAIN_PARAM = "<:*:>"
 """Drain's own wildcard. It differs from the masks' ``<*>`` on purpose: Drain does not count wildcard
 positions as similar tokens, and masked values (numbers, ids) should count, as they do with drain3's
@@ -85,10 +93,55 @@ class ParserConfig:
         return cls(**{**data, "extra_masks": tuple(tuple(m) for m in masks)})
 
 
+class BoundedCache:
+    """An LRU map from strings, bounded by ``max_entries`` and by ``max_bytes`` (keys' estimated size)."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.nbytes = 0
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._data.get(key, default)
+        if value is not default:
+            self._data.move_to_end(key)
+        return value
+
+    def touch(self, key: str) -> None:
+        self._data.move_to_end(key)
+
+    def put(self, key: str, value: Any) -> None:
+        cost = _cost(key)
+        if self.max_entries <= 0 or cost > self.max_bytes:
+            return
+        if key in self._data:
+            self._data.move_to_end(key)
+        else:
+            self.nbytes += cost
+        self._data[key] = value
+        while len(self._data) > self.max_entries or self.nbytes > self.max_bytes:
+            old, _ = self._data.popitem(last=False)
+            self.nbytes -= _cost(old)
+
+    def clear(self) -> None:
+        self._data.clear()
+        self.nbytes = 0
+
+
+def _cost(key: str) -> int:
+    return sys.getsizeof(key) + ENTRY_OVERHEAD
+
+
 class TemplateParser:
     """Masks lines and maps them to stable drain3 cluster ids (the log keys)."""
 
-    def __init__(self, config: ParserConfig | None = None) -> None:
+    def __init__(self, config: ParserConfig | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.config = config or ParserConfig()
         self.masker = Masker(MaskingConfig(extra=self.config.extra_masks))
         self._mask = self.masker.mask
@@ -102,9 +155,25 @@ class TemplateParser:
         # masked line -> (cluster, generation cell of its token count, generation when cached)
         self._learned: dict[str, tuple[LogCluster, list[int], int]] = {}
         self._touch = self.config.max_clusters is not None
+        self._learned_bytes = 0
         self._generation: dict[int, list[int]] = {}
-        self._hits: OrderedDict[str, int] = OrderedDict()
-        self._misses: OrderedDict[str, None] = OrderedDict()
+        self._hits = BoundedCache(self.config.cache_size, cache_bytes)
+        self._misses = BoundedCache(self.config.miss_cache_size, cache_bytes)
+        self.cache_bytes = cache_bytes
+
+    @property
+    def cache_bytes(self) -> int:
+        """The byte bound of each cache (the training cache, and each of the two serving caches)."""
+        return self._cache_bytes
+
+    @cache_bytes.setter
+    def cache_bytes(self, value: int) -> None:
+        if value < 0:
+            raise LogWardenError("parser cache_bytes must not be negative")
+        self._cache_bytes = value
+        for cache in (self._hits, self._misses):
+            cache.max_bytes = value
+            cache.clear()
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -133,32 +202,37 @@ class TemplateParser:
                 cell[0] += 1
             self._hits.clear()
             self._misses.clear()
-        if len(self._learned) >= self.config.cache_size:
+        cost = _cost(masked)
+        if len(self._learned) >= self.config.cache_size or self._learned_bytes + cost > self._cache_bytes:
             self._learned.clear()
-        if self.config.cache_size:
+            self._learned_bytes = 0
+        if self.config.cache_size and cost <= self._cache_bytes:
             self._learned[masked] = (cluster, cell, cell[0])
+            self._learned_bytes += cost
         return cluster.cluster_id
 
     # -- serving ----------------------------------------------------------------------------------
 
     def match(self, content: str) -> int | None:
         """The cluster id of a line without changing any cluster; ``None`` for a never-seen template."""
+        return self.match_masked(content)[0]
+
+    def match_masked(self, content: str) -> tuple[int | None, str]:
+        """``match(content)`` and the masked line (the template a never-seen line would have)."""
         masked = self._mask(content)
-        hits = self._hits
-        cid = hits.get(masked)
+        cid = self._hits.get(masked)
         if cid is not None:
-            hits.move_to_end(masked)
-            return cid
+            return cid, masked
         misses = self._misses
         if masked in misses:
-            misses.move_to_end(masked)
-            return None
+            misses.touch(masked)
+            return None, masked
         cluster = self.drain.match(masked, full_search_strategy="fallback")
         if cluster is None:
-            _put(misses, masked, None, self.config.miss_cache_size)
-            return None
-        _put(hits, masked, cluster.cluster_id, self.config.cache_size)
-        return cluster.cluster_id
+            misses.put(masked, None)
+            return None, masked
+        self._hits.put(masked, cluster.cluster_id)
+        return cluster.cluster_id, masked
 
     # -- templates --------------------------------------------------------------------------------
 
@@ -208,8 +282,9 @@ class TemplateParser:
         parser = cls(ParserConfig.from_dict(state["config"]))
         if state["mask_fingerprint"] != parser.masker.fingerprint:
             raise LogWardenError(
-                "parser state: it was built with different masks than this LogWarden "
-                "version applies; its template ids would not be reproducible"
+                "parser state: it was built with different masks than this LogWarden version applies (the "
+                "masks changed to run in linear time); its template ids would not be reproducible: retrain "
+                "the model with this version (logwarden train)"
             )
         clusters = _validated_clusters(state["clusters"])
         counter = state["clusters_counter"]
@@ -223,14 +298,6 @@ class TemplateParser:
             drain.add_seq_to_prefix_tree(drain.root_node, cluster)
         drain.clusters_counter = counter
         return parser
-
-
-def _put(cache: OrderedDict, key: str, value: Any, size: int) -> None:
-    if size <= 0:
-        return
-    cache[key] = value
-    if len(cache) > size:
-        cache.popitem(last=False)
 
 
 def _cluster_id(cluster: LogCluster) -> int:

@@ -91,6 +91,7 @@ def _event_result(r: EventOut) -> scoring_pb2.EventResult:
         new_template=r.new_template,
         rank=r.rank,
         reason=r.reason,
+        model=r.model,
         **fields,
     )
 
@@ -106,6 +107,9 @@ def _session_result(s: SessionOut) -> scoring_pb2.SessionResult:
         anomalous_events=s.anomalous_events,
         model_version=s.model_version,
         reason_code=reason_code_pb(s.reason_code),
+        event_ids=s.event_ids,
+        open=s.open,
+        model=s.model,
     )
     if s.end is not None:
         out.end.CopyFrom(_event_result(s.end))
@@ -118,6 +122,8 @@ def score_response(out: ScoreOutput, request_id: str = "") -> scoring_pb2.ScoreR
         sessions=[_session_result(s) for s in out.sessions],
         model_version=out.model_version,
         request_id=request_id,
+        replayed=out.replayed,
+        model=out.model,
     )
 
 
@@ -186,4 +192,15 @@ def model_info(info: ModelInfoOut) -> model_pb2.ModelInfo:
         available_versions=info.available_versions,
         loaded_at=_timestamp(info.loaded_at),
         max_context=info.max_context,
+        name=info.name,
+        routes=[
+            model_pb2.ModelRoute(
+                name=r["name"],
+                version=r["version"],
+                path=r["path"],
+                rules=[model_pb2.RouteRule(attributes=rule) for rule in r["rules"]],
+                is_default=r["is_default"],
+            )
+            for r in info.routes
+        ],
     )

@@ -162,20 +162,23 @@ class RedisIdempotency(Idempotency):
     """Answers shared by replicas: ``<prefix><key>`` holds ``{"fingerprint", "output"}`` for ``ttl_s``;
     ``<prefix><key>:claim`` (``SET NX`` with a ``lease_s`` lease) marks a request being scored."""
 
-    def __init__(self, client, ttl_s: float, lease_s: float = 30.0, prefix: str = "logwarden:idempotency:") -> None:
-        self.client = client  # a redis.asyncio client (the window store's), errors mapped by ``run``
+    def __init__(
+        self, client, ttl_s: float, *, run, lease_s: float = 30.0, prefix: str = "logwarden:idempotency:"
+    ) -> None:
+        self.client = client  # the window store's redis.asyncio client
+        self.run = run  # its error mapping: Redis trouble is UNAVAILABLE (retry), never a lost answer
         self.ttl_ms, self.lease_ms, self.prefix = max(1, round(ttl_s * 1000)), max(1, round(lease_s * 1000)), prefix
 
     async def claim(self, key: str, fingerprint: str, deadline: float | None) -> Claim:
         loop = asyncio.get_running_loop()
         while True:
-            stored = await self.client.get(self.prefix + key)
+            stored = await self.run(self.client.get(self.prefix + key))
             if stored is not None:
                 data = json.loads(stored)
                 if data.get("fingerprint") != fingerprint:
                     raise _mismatch()
                 return Claim(ScoreOutput.from_dict(data["output"]))
-            if await self.client.set(self.prefix + key + ":claim", fingerprint, nx=True, px=self.lease_ms):
+            if await self.run(self.client.set(self.prefix + key + ":claim", fingerprint, nx=True, px=self.lease_ms)):
                 return Claim()
             if deadline is not None and loop.time() >= deadline:
                 raise ShuttingDown("a request with this idempotency key is still being scored; retry")
@@ -186,7 +189,7 @@ class RedisIdempotency(Idempotency):
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.prefix + key, value, px=self.ttl_ms)
         pipe.delete(self.prefix + key + ":claim")
-        await pipe.execute()
+        await self.run(pipe.execute())
 
     async def release(self, key: str) -> None:
-        await self.client.delete(self.prefix + key + ":claim")
+        await self.run(self.client.delete(self.prefix + key + ":claim"))

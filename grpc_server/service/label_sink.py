@@ -24,7 +24,7 @@ import structlog
 
 from logwarden.core.errors import LogWardenError
 from logwarden.core.labels import KBounds, Label, LabelError, LabelStore, SourceThresholds, SqliteLabelStore
-from logwarden.grpc_server.service.errors import ServiceError
+from logwarden.grpc_server.service.errors import InvalidRequest, ServiceError
 from logwarden.grpc_server.service.model_holder import ModelHolder, ServedModel
 from logwarden.grpc_server.service.schema import LabelIn
 
@@ -136,8 +136,13 @@ class StoreLabelSink:
         async with self._lock:
             try:
                 ids = await asyncio.to_thread(self.store.add_many, labels)
+            except LabelError as exc:  # check_label lets nothing through that the store refuses; if it did:
+                raise InvalidRequest(f"labels.{wire_field(exc.field)}", exc.problem) from exc
             except LogWardenError as exc:
-                raise LabelStoreUnavailable(f"labels not stored: {exc}") from exc
+                log.error("labels not stored", error=str(exc))
+                cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""  # SQLite's words, no path
+                message = f"labels not stored: the label store could not write{cause}; retry"
+                raise LabelStoreUnavailable(message) from exc
             thresholds = self.thresholds
             if thresholds is not None:
                 for label in labels:

@@ -29,8 +29,9 @@ class RouteSpec(BaseModel):
 
     path: Path = Field(description="model root (versions inside) or a version directory")
     version: str | None = Field(None, description="version to serve (null = the newest)")
-    rules: list[dict[str, str]] = Field(default_factory=list, description="attribute rules; any one matching "
-                                        "routes the event here")
+    rules: list[dict[str, str]] = Field(
+        default_factory=list, description="attribute rules; any one matching routes the event here"
+    )
 
     @field_validator("rules")
     @classmethod

@@ -44,6 +44,7 @@ class SessionWork:
 class SessionScore:
     keys: list[str | None]  # the log keys of the new events
     verdict: SessionVerdict
+    new_templates: list[str | None]  # per new event: its masked line when its key is None (a new template)
 
 
 @dataclass(slots=True)
@@ -191,10 +192,12 @@ class Scheduler:
         ks: list[int] = []
         lines: list[list[tuple[str, str | None] | None]] = []  # what unknown templates are judged from
         new_keys: list[list[str | None]] = []
+        new_templates: list[list[str | None]] = []
         for job in jobs:
             for w in job.work:
-                keys = _keys(detector, w.contents)
+                keys, templates = _keys(detector, w.contents)
                 new_keys.append(keys)
+                new_templates.append(templates)
                 seqs.append([*w.context, *keys])
                 starts.append(len(w.context))
                 complete.append(w.complete)
@@ -207,7 +210,7 @@ class Scheduler:
         at = 0
         for job in jobs:
             n = len(job.work)
-            out.append([SessionScore(new_keys[i], verdicts[i]) for i in range(at, at + n)])
+            out.append([SessionScore(new_keys[i], verdicts[i], new_templates[i]) for i in range(at, at + n)])
             at += n
         if self.metrics is not None:
             version = detector.version
@@ -216,10 +219,34 @@ class Scheduler:
         return out
 
 
-def _keys(detector: Detector, contents: list[str]) -> list[str | None]:
-    """``detector.parse(record).key`` of each content, without building a record and an event per line."""
+def _keys(detector: Detector, contents: list[str]) -> tuple[list[str | None], list[str | None]]:
+    """``detector.parse(record).key`` of each content (without building a record and an event per line), and
+    for each content without a key the template it would be (its masked text): both here, off the event loop."""
     parser = getattr(detector, "parser", None)
     if parser is None:  # a detector without a template parser: let it answer (or raise its own error)
-        return [detector.parse(LogRecord(content=c)).key for c in contents]
-    match = parser.match
-    return [None if (cluster := match(c)) is None else str(cluster) for c in contents]
+        found = [detector.parse(LogRecord(content=c)).key for c in contents]
+        news = [None if k is not None else detector.new_template_text(c) for k, c in zip(found, contents, strict=True)]
+        return found, news
+    match = parser.match_masked
+    keys: list[str | None] = []
+    templates: list[str | None] = []
+    for content in contents:
+        cluster, masked = match(content)
+        keys.append(None if cluster is None else key_text(cluster))
+        templates.append(masked if cluster is None else None)
+    return keys, templates
+
+
+_KEY_TEXT: dict[int, str] = {}
+_MAX_KEY_TEXTS = 1 << 20
+
+
+def key_text(cluster_id: int) -> str:
+    """The log key of a cluster id, as one shared string per id: the stream windows hold many copies of
+    the same keys, and shared strings cost them a pointer each (``windows.memory`` counts them so)."""
+    text = _KEY_TEXT.get(cluster_id)
+    if text is None:
+        text = str(cluster_id)
+        if len(_KEY_TEXT) < _MAX_KEY_TEXTS:
+            _KEY_TEXT[cluster_id] = text
+    return text

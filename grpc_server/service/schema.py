@@ -177,6 +177,8 @@ class ModelInfoOut:
     available_versions: list[str]
     loaded_at: float
     max_context: int
+    name: str = "default"  # the model route
+    routes: list[dict] = field(default_factory=list)  # every served route: name, version, path, rules, is_default
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,34 +2,42 @@
 
 API (all on the server's event loop; types in ``logwarden.grpc_server.service.schema``)::
 
-    await service.score(events: Sequence[EventIn], mode="stream" | "sequence", timeout=None) -> ScoreOutput
+    await service.score(events, mode="stream" | "sequence", timeout=None, idempotency_key="", model="",
+                        window_scope="", partial_sessions=False) -> ScoreOutput
     await service.submit_labels(labels: Sequence[LabelIn]) -> list[LabelOut]
-    service.model_info() -> ModelInfoOut
-    await service.reload_model(version: str | None) -> tuple[str, ModelInfoOut, bool]  # previous, now, changed
+    service.model_info(model="") -> ModelInfoOut
+    await service.reload_model(version, model="") -> tuple[str, ModelInfoOut, bool]  # previous, now, changed
 
 Errors are ``ServiceError`` subclasses (``errors.py``) carrying the gRPC code and HTTP status:
-InvalidRequest (whole request unusable: empty, too many events), Overloaded (queue full: retry),
-ShuttingDown, DeadlineExceeded, NotFound / FailedPrecondition (reload), Unimplemented (no label store).
-A bad *event* does not fail the call: its ``EventOut`` has ``status="invalid"`` and names the field,
-and every other event is scored. ``timeout`` is the caller's remaining time in seconds; no work
-starts for a call whose deadline passed.
+InvalidRequest (whole request unusable: empty, too many events, an unknown model route), Overloaded (queue
+full: retry), ShuttingDown, DeadlineExceeded, NotFound / FailedPrecondition (reload), Unimplemented (no label
+store). A bad *event* does not fail the call: its ``EventOut`` has ``status="invalid"`` and names the field,
+and every other event is scored. ``timeout`` is the caller's remaining time in seconds; no work starts for a
+call whose deadline passed.
 
-Each event's ``message`` is a raw line, split with the served model's line format; a line that does
-not match is scored with the whole line as content and a warning. The session is the event's
-``session_key``, else the one the model's session rule finds in the line, else the source.
+Each event's ``message`` is a raw line, split with its model's line format; a line that does not match is
+scored with the whole line as content and a warning. The session is the event's ``session_key``, else the
+one the model's session rule finds in the line, else the source. The model is the request's ``model``
+route, else the first route whose rules the event's attributes match, else the default (``routing``);
+results carry the route's name.
 
 *stream* mode continues each (source, session) from its stored window (the last ``window_size`` keys,
 context only; an event with ``session_end`` also gets the end judged, a ``SessionOut``, and its window
-dropped); *sequence* mode scores each (source, session) group of the request as a complete session,
-keeps no state, and adds one ``SessionOut`` per session. For models whose sessions are count or time
-windows, sequence mode cuts each source's events (without a ``session_key``) into windows exactly as
-training did (time windows need each event's time: from the line or ``timestamp``); with overlapping
-windows an event's result comes from the first window holding it. Stream mode keeps one window per
-source for them (the last ``window_size`` keys), an approximation of the training windows.
+dropped); windows live in the request's ``window_scope`` (``windows/scoped.py``: ad-hoc scopes never evict
+the default scope's windows). *sequence* mode scores each (source, session) group of the request as a
+complete session, keeps no state, and adds one ``SessionOut`` per session; with ``partial_sessions`` only
+the sessions with an event marked ``session_end`` have their end and template set judged, the others are
+``open``. For models whose sessions are count or time windows, sequence mode cuts each source's events
+(without a ``session_key``) into windows exactly as training did (time windows need each event's time: from
+the line or ``timestamp``); with overlapping windows an event's result comes from the first window holding
+it. Stream mode keeps one window per source for them (the last ``window_size`` keys), an approximation.
 
-Plug-ins: ``k_lookup(source) -> int | None`` overrides the calibrated top-K per source (labels
-recalibrate it; it must not block), ``labels`` is the label store (``LabelSink``; the server's is
-``label_sink.StoreLabelSink``), ``on_model_change(model)`` is awaited after a reload changed the model.
+A request with an ``idempotency_key`` is scored once: a replay gets the stored answer (``replayed``) and
+touches no window (``idempotency``).
+
+Plug-ins: ``k_lookup(source) -> int | None`` overrides the default model's calibrated top-K per source
+(labels recalibrate it; it must not block), ``labels`` is the label store (``LabelSink``; the server's is
+``label_sink.StoreLabelSink``), ``on_model_change(model)`` is awaited after a reload changed the default model.
 """
 
 from __future__ import annotations
@@ -38,18 +46,20 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from logwarden.core.detect.detector import EventVerdict
 from logwarden.core.errors import LogWardenError
 from logwarden.core.parsing.sessions import Event as ParsedEvent
-from logwarden.core.parsing.sessions import build_sessions, session_key
+from logwarden.core.parsing.sessions import build_sessions, in_time_range, session_key
 from logwarden.core.records import LogRecord
 from logwarden.grpc_server.observability import ServerMetrics
 from logwarden.grpc_server.service.errors import DeadlineExceeded, InvalidRequest, ServiceError, Unimplemented
+from logwarden.grpc_server.service.idempotency import Idempotency, MemoryIdempotency, check_key, fingerprint
 from logwarden.grpc_server.service.locks import KeyedLocks
-from logwarden.grpc_server.service.model_holder import ModelHolder, ServedModel
+from logwarden.grpc_server.service.model_holder import ModelHolder, ModelRegistry, ServedModel
+from logwarden.grpc_server.service.routing import check_route_name
 from logwarden.grpc_server.service.scheduler import Scheduler, SessionScore, SessionWork
 from logwarden.grpc_server.service.schema import (
     INVALID,
@@ -65,7 +75,8 @@ from logwarden.grpc_server.service.schema import (
     SessionOut,
 )
 from logwarden.grpc_server.service.validation import Limits, check_batch, check_event, check_label
-from logwarden.grpc_server.service.windows import WindowStore, window_key
+from logwarden.grpc_server.service.windows import window_key
+from logwarden.grpc_server.service.windows.scoped import MAX_SCOPE_BYTES, ScopedWindows
 
 KLookup = Callable[[str], int | None]
 ModelListener = Callable[[ServedModel], Awaitable[None]]
@@ -85,25 +96,59 @@ class _Group:
     session: str
     indices: list[int] = field(default_factory=list)
     contents: list[str] = field(default_factory=list)
-    complete: bool = False  # stream mode: an event marked the session's end
+    complete: bool = False  # an event marked the session's end
     levels: list[str | None] = field(default_factory=list)  # the level field's values (novelty's severity)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """What a score request asks besides its events (see ScoreRequest in protos/logwarden/v1/scoring.proto)."""
+
+    mode: Mode = "stream"
+    idempotency_key: str = ""
+    model: str = ""
+    window_scope: str = ""
+    partial_sessions: bool = False
+
+    def check(self) -> None:
+        if self.mode not in ("stream", "sequence"):
+            raise InvalidRequest("mode", f"unknown mode {self.mode!r}: use stream or sequence")
+        if self.idempotency_key:
+            check_key(self.idempotency_key)
+        if self.model:
+            try:
+                check_route_name(self.model)
+            except ValueError as exc:
+                raise InvalidRequest("model", str(exc)) from None
+        if len(self.window_scope.encode("utf-8", "surrogatepass")) > MAX_SCOPE_BYTES:
+            raise InvalidRequest("window_scope", f"longer than {MAX_SCOPE_BYTES} bytes")
+
+
+@dataclass(slots=True)
+class _Part:
+    """One model route's share of a request's answer (results by request index)."""
+
+    results: dict[int, EventOut]
+    sessions: list[SessionOut]
+    version: str
 
 
 class ScoringService:
     def __init__(
         self,
         *,
-        holder: ModelHolder,
+        models: ModelRegistry,
         scheduler: Scheduler,
-        windows: WindowStore,
+        windows: ScopedWindows,
         limits: Limits,
         window_size: int = 128,
         metrics: ServerMetrics | None = None,
         k_lookup: KLookup | None = None,
         labels: LabelSink | None = None,
         on_model_change: ModelListener | None = None,
+        idempotency: Idempotency | None = None,
     ) -> None:
-        self.holder = holder
+        self.models = models
         self.scheduler = scheduler
         self.windows = windows
         self.limits = limits
@@ -112,40 +157,126 @@ class ScoringService:
         self.k_lookup = k_lookup
         self.labels = labels
         self.on_model_change = on_model_change
+        self.idempotency = idempotency or MemoryIdempotency(ttl_s=600)
         self._locks = KeyedLocks()
+
+    @property
+    def holder(self) -> ModelHolder:
+        """The default model route's holder."""
+        return self.models.default
 
     # -- scoring ----------------------------------------------------------------------------------
 
     async def score(
-        self, events: Sequence[EventIn], mode: Mode = "stream", *, timeout: float | None = None
+        self,
+        events: Sequence[EventIn],
+        mode: Mode = "stream",
+        *,
+        timeout: float | None = None,
+        idempotency_key: str = "",
+        model: str = "",
+        window_scope: str = "",
+        partial_sessions: bool = False,
     ) -> ScoreOutput:
         loop = asyncio.get_running_loop()
         if timeout is not None and timeout <= 0:
             raise DeadlineExceeded("deadline passed before the call was read")
         deadline = None if timeout is None else loop.time() + timeout
-        if mode not in ("stream", "sequence"):
-            raise InvalidRequest("mode", f"unknown mode {mode!r}: use stream or sequence")
+        options = RequestOptions(mode, idempotency_key, model, window_scope, partial_sessions)
+        options.check()
         check_batch(events, self.limits)
-        model = self.holder.current  # pinned for the whole call, even across a reload
+        if not options.idempotency_key:
+            out = await self._score(events, options, deadline)
+        else:
+            digest = fingerprint(events, (options.mode, options.model, options.window_scope, partial_sessions))
+            claim = await self.idempotency.claim(options.idempotency_key, digest, deadline)
+            if claim.replay is not None:
+                self.metrics.replays.inc()
+                return replace(claim.replay, replayed=True)
+            try:
+                out = await self._score(events, options, deadline)
+            except BaseException:
+                await self.idempotency.release(options.idempotency_key)
+                raise
+            await self.idempotency.store(options.idempotency_key, digest, out)
+        self._count(out)
+        return out
+
+    async def _score(self, events: Sequence[EventIn], options: RequestOptions, deadline: float | None) -> ScoreOutput:
+        """Each model route scores its share of the events; the answer keeps the request's order."""
+        routes = self._routes(events, options)
+        parts = {
+            name: await self._score_route(name, events, indices, options, deadline) for name, indices in routes.items()
+        }
+        first = next(iter(routes))
+        if len(parts) == 1:
+            part = parts[first]
+            results = [part.results[i] for i in range(len(events))]
+            return ScoreOutput(results, part.sessions, part.version, model=first)
+        merged = {i: r for part in parts.values() for i, r in part.results.items()}
+        sessions = [s for part in parts.values() for s in part.sessions]
+        return ScoreOutput([merged[i] for i in range(len(events))], sessions, parts[first].version, model=first)
+
+    def _routes(self, events: Sequence[EventIn], options: RequestOptions) -> dict[str, list[int]]:
+        """Route name → the request indices of its events, routes in order of first appearance."""
+        if options.model or len(self.models) == 1:
+            self.models.holder(options.model)  # an unknown route name is refused here
+            return {options.model or self.models.table.default: list(range(len(events)))}
+        routes: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            routes.setdefault(self.models.route(event.attributes), []).append(i)
+        return routes
+
+    async def _score_route(
+        self,
+        route: str,
+        events: Sequence[EventIn],
+        indices: list[int],
+        options: RequestOptions,
+        deadline: float | None,
+    ) -> _Part:
+        model = self.models.holder(route).current  # pinned for the whole call, even across a reload
+        results, groups, warnings = self._group(model, events, indices, options.mode)
+        sessions: list[SessionOut] = []
+        if groups:
+            if options.mode == "stream":
+                scores = await self._score_stream(model, route, groups, options.window_scope, deadline)
+                judged = [g.complete for g in groups]
+            else:
+                judged = [g.complete or not options.partial_sessions for g in groups]
+                scores = await self._submit(model, groups, [[] for _ in groups], judged, deadline, judged)
+            for group, score, was_judged in zip(groups, scores, judged, strict=True):
+                for i, key, template, verdict in zip(
+                    group.indices, score.keys, score.new_templates, score.verdict.events, strict=True
+                ):
+                    if i in results:  # overlapping windows: an event's verdict is from its first window
+                        continue
+                    results[i] = out_i = _event_out(events[i].id, verdict, key, model.version, group, warnings[i])
+                    out_i.model = route
+                    if template is not None:  # a new template: show the line as the template it would be
+                        out_i.template = template
+                if options.mode == "sequence" or group.complete:
+                    session = _session_out(group, score, model, [events[i].id for i in group.indices])
+                    session.model, session.open = route, not was_judged
+                    sessions.append(session)
+        return _Part(results, sessions, model.version)
+
+    def _group(
+        self, model: ServedModel, events: Sequence[EventIn], indices: list[int], mode: Mode
+    ) -> tuple[dict[int, EventOut], list[_Group], dict[int, list[str]]]:
+        """Invalid events' results, and the sessions (in order of first appearance) of the valid ones."""
         rule = model.detector.rule
         windowed = mode == "sequence" and rule.kind in ("count", "time")  # sessions are windows of a source
-        results: list[EventOut | None] = [None] * len(events)
+        results: dict[int, EventOut] = {}
         groups: dict[tuple[str, str], _Group] = {}
         to_window: list[ParsedEvent] = []  # build_sessions cuts them into windows per source
         warnings: dict[int, list[str]] = {}
-        for i, event in enumerate(events):
+        for i in indices:
+            event = events[i]
             try:
                 text, notes = check_event(i, event, self.limits)
             except InvalidRequest as exc:
-                results[i] = EventOut(
-                    id=event.id,
-                    status=INVALID,
-                    error=exc.message,
-                    error_field=exc.field,
-                    model_version=model.version,
-                    source=event.source,
-                    session_key=event.session_key,
-                )
+                results[i] = _invalid(event, exc.field, exc.message, model.version)
                 continue
             record = self._parse(model, text, event.source, notes, times=windowed and rule.kind == "time")
             warnings[i] = notes
@@ -153,15 +284,13 @@ class ScoringService:
                 record.line_no = i  # where the window's events came from in the request
                 if record.timestamp is None:
                     record.timestamp = event.timestamp
-                if rule.kind == "time" and record.timestamp is None:
-                    results[i] = EventOut(
-                        id=event.id,
-                        status=INVALID,
-                        error_field=f"events[{i}].timestamp",
-                        error="this model's sessions are time windows: send a timestamp (or a "
-                        "line whose format carries one)",
-                        model_version=model.version,
-                        source=event.source,
+                if rule.kind == "time" and not in_time_range(record.timestamp):
+                    results[i] = _invalid(
+                        event,
+                        f"events[{i}].timestamp",
+                        "this model's sessions are time windows: send a timestamp (or a line whose format carries "
+                        "one) between the years 1 and 9999",
+                        model.version,
                     )
                     continue
                 to_window.append(ParsedEvent(record, None))
@@ -174,36 +303,16 @@ class ScoringService:
             group.contents.append(record.content)
             group.levels.append(model.detector.line(record)[1])
             group.complete |= event.session_end
-        for window in build_sessions(to_window, rule):
+        for window in build_sessions(to_window, rule):  # windows are whole by their rule's definition
             groups[(window.source, window.key)] = _Group(
                 window.source,
                 window.key,
                 [e.record.line_no for e in window.events],
                 [e.record.content for e in window.events],
+                complete=True,
                 levels=[model.detector.line(e.record)[1] for e in window.events],
             )
-        ordered = list(groups.values())
-        sessions: list[SessionOut] = []
-        version = model.version
-        if ordered:
-            if mode == "stream":
-                scores = await self._score_stream(model, ordered, deadline)
-            else:
-                scores = await self._submit(model, ordered, [[] for _ in ordered], [True] * len(ordered), deadline)
-            for group, score in zip(ordered, scores, strict=True):
-                for i, content, key, verdict in zip(
-                    group.indices, group.contents, score.keys, score.verdict.events, strict=True
-                ):
-                    if results[i] is not None:  # overlapping windows: an event's verdict is from its first window
-                        continue
-                    results[i] = out_i = _event_out(events[i].id, verdict, key, version, group, warnings[i])
-                    if key is None:  # a new template: show the line as the template it would be
-                        out_i.template = model.detector.new_template_text(content)
-                if mode == "sequence" or group.complete:
-                    sessions.append(_session_out(group, score, model))
-        out = ScoreOutput([r for r in results if r is not None], sessions, model.version)
-        self._count(out)
-        return out
+        return results, list(groups.values()), warnings
 
     def _parse(self, model: ServedModel, text: str, source: str, notes: list[str], times: bool) -> LogRecord:
         try:
@@ -225,18 +334,21 @@ class ScoringService:
         whole: list[bool] | None = None,
     ) -> list[SessionScore]:
         whole = whole or [True] * len(groups)
+        use_labels = model is self.models.default.current  # labels recalibrate the default model's K
         work = [
-            SessionWork(g.contents, ctx, end, self._k(g.source), all_keys, g.levels)
+            SessionWork(g.contents, ctx, end, self._k(g.source) if use_labels else None, all_keys, g.levels)
             for g, ctx, end, all_keys in zip(groups, contexts, complete, whole, strict=True)
         ]
         return await self.scheduler.submit(model, work, deadline)
 
     async def _score_stream(
-        self, model: ServedModel, groups: list[_Group], deadline: float | None
+        self, model: ServedModel, route: str, groups: list[_Group], scope: str, deadline: float | None
     ) -> list[SessionScore]:
-        keys = [window_key(g.source, g.session) for g in groups]
-        async with self._locks.hold(keys):
-            stored = await self.windows.get_many(keys)
+        windows = await self.windows.store(scope)
+        named = "" if route == self.models.table.default else route
+        keys = [window_key(g.source, g.session, named) for g in groups]
+        async with self._locks.hold([f"{scope}\x1f{k}" for k in keys]):
+            stored = await windows.get_many(keys)
             contexts = [
                 list(w["keys"])[-self.window_size :] if w and w.get("version") == model.version else [] for w in stored
             ]
@@ -244,14 +356,14 @@ class ScoringService:
             # templates is not known whole, and its combination is not judged at its end
             whole = [len(ctx) < self.window_size for ctx in contexts]
             scores = await self._submit(model, groups, contexts, [g.complete for g in groups], deadline, whole)
-            await self.windows.put_many(
+            await windows.put_many(
                 {
                     key: {"version": model.version, "keys": [*ctx, *score.keys][-self.window_size :]}
                     for key, ctx, score, group in zip(keys, contexts, scores, groups, strict=True)
                     if not group.complete
                 }
             )
-            await self.windows.delete_many([key for key, group in zip(keys, groups, strict=True) if group.complete])
+            await windows.delete_many([key for key, group in zip(keys, groups, strict=True) if group.complete])
         return scores
 
     def _k(self, source: str) -> int | None:
@@ -291,20 +403,21 @@ class ScoringService:
                 out[i].label_id = label_id
         return out
 
-    def model_info(self) -> ModelInfoOut:
-        return self.holder.info()
+    def model_info(self, model: str = "") -> ModelInfoOut:
+        return self.models.info(model)
 
-    async def reload_model(self, version: str | None = None) -> tuple[str, ModelInfoOut, bool]:
+    async def reload_model(self, version: str | None = None, model: str = "") -> tuple[str, ModelInfoOut, bool]:
+        holder = self.models.holder(model)
         try:
-            previous, model, changed = await self.holder.reload(version)
+            previous, served, changed = await holder.reload(version)
         except ServiceError:
             self.metrics.reloads.labels("failed").inc()
             raise
         self.metrics.reloads.labels("changed" if changed else "unchanged").inc()
-        self.metrics.set_model(model.version, previous)
-        if changed and self.on_model_change is not None:
-            await self.on_model_change(model)
-        return previous, self.holder.info(), changed
+        self.metrics.set_model(served.version, previous)
+        if changed and holder is self.models.default and self.on_model_change is not None:
+            await self.on_model_change(served)
+        return previous, self.models.info(model), changed
 
 
 def _event_out(
@@ -332,7 +445,19 @@ def _event_out(
     )
 
 
-def _session_out(group: _Group, score: SessionScore, model: ServedModel) -> SessionOut:
+def _invalid(event: EventIn, field: str, message: str, version: str) -> EventOut:
+    return EventOut(
+        id=event.id,
+        status=INVALID,
+        error=message,
+        error_field=field,
+        model_version=version,
+        source=event.source,
+        session_key=event.session_key,
+    )
+
+
+def _session_out(group: _Group, score: SessionScore, model: ServedModel, event_ids: list[str]) -> SessionOut:
     v = score.verdict
     end = None
     if v.end is not None:
@@ -349,4 +474,5 @@ def _session_out(group: _Group, score: SessionScore, model: ServedModel) -> Sess
         end=end,
         model_version=model.version,
         reason_code=v.reason_code.value if v.reason_code else "",
+        event_ids=event_ids,
     )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from logwarden.core.labels import LabelError
+from logwarden.core.parsing.sessions import in_time_range
 from logwarden.grpc_server.service.errors import InvalidRequest
 from logwarden.grpc_server.service.label_sink import to_label, wire_field
 from logwarden.grpc_server.service.schema import EventIn, LabelIn
@@ -30,9 +31,15 @@ def check_batch(items: Sequence, limits: Limits, name: str = "events") -> None:
 
 
 def _check_text(field: str, value: str, limit: int) -> None:
-    if len(value) * 4 <= limit:  # no character takes more than 4 bytes: surely within the limit, skip encoding
+    """Within ``limit`` bytes of UTF-8, and valid Unicode (a lone surrogate such as "\\ud800" is not)."""
+    if value.isascii():
+        if len(value) > limit:
+            raise InvalidRequest(field, f"{len(value)} bytes exceed the limit of {limit}")
         return
-    size = len(value.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(field, f"not valid Unicode: a lone surrogate at character {exc.start}") from None
     if size > limit:
         raise InvalidRequest(field, f"{size} bytes exceed the limit of {limit}")
 
@@ -49,9 +56,11 @@ def check_event(i: int, event: EventIn, limits: Limits) -> tuple[str, list[str]]
         )
     for key, value in event.attributes.items():
         _check_text(f"{where}.attributes", key, limits.max_field_bytes)
-        _check_text(f"{where}.attributes[{key!r}]", value, limits.max_field_bytes)
+        _check_text(f"{where}.attributes[{key[:100]!r}]", value, limits.max_field_bytes)
     if event.timestamp is not None and not math.isfinite(event.timestamp):
         raise InvalidRequest(f"{where}.timestamp", "not a finite time")
+    if event.timestamp is not None and not in_time_range(event.timestamp):
+        raise InvalidRequest(f"{where}.timestamp", "out of range: not a time between the years 1 and 9999")
     if event.message is not None and event.raw is not None:
         raise InvalidRequest(f"{where}.message", "set message or raw, not both")
     warnings: list[str] = []
@@ -95,6 +104,8 @@ def check_label(i: int, label: LabelIn, limits: Limits) -> None:
     if label.predicted not in ("", "anomaly", "normal"):
         raise InvalidRequest(f"{where}.predicted", "must be anomaly, normal or unset")
     _check_text(f"{where}.reason", label.reason, limits.max_field_bytes)
+    for j, key in enumerate(label.keys):
+        _check_text(f"{where}.keys[{j}]", key, limits.max_field_bytes)
     try:  # the label store's own rules (required analyst and source, single-line fields, log keys)
         to_label(label)
     except LabelError as exc:

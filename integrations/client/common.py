@@ -7,6 +7,7 @@ import math
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ from typing import Any, Union
 
 SCORED, INVALID, UNSCORED = "scored", "invalid", "unscored"
 MODES = ("stream", "sequence")
+MIN_EPOCH, MAX_EPOCH = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59 UTC
 
 
 @dataclass
@@ -70,10 +72,15 @@ def _text(value: Any) -> str:
 
 
 def _epoch(value: Any) -> float | None:
+    """Epoch seconds within the years 1-9999, else None (a timestamp is informational: never an error)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            return None
+        return seconds if math.isfinite(seconds) and MIN_EPOCH <= seconds <= MAX_EPOCH else None
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()  # noqa: UP017
     if isinstance(value, str):
@@ -81,6 +88,23 @@ def _epoch(value: Any) -> float | None:
             return _epoch(datetime.fromisoformat(value.replace("Z", "+00:00")))
         except ValueError:
             return None
+    return None
+
+
+def unicode_problem(event: Event) -> tuple[str, str] | None:
+    """``(field, error)`` when a text field of ``event`` is not valid Unicode (a lone surrogate such as
+    ``"\\ud800"``, which no wire format can carry), else None."""
+    fields = [("id", event.id), ("message", event.message), ("source", event.source)]
+    fields.append(("session_key", event.session_key))
+    for key, value in event.attributes.items():
+        fields += [("attributes", key), (f"attributes[{key!r}]", value)]
+    for name, text in fields:
+        if text is None:
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return name, f"not valid Unicode: a lone surrogate at character {exc.start}; send such lines as raw bytes"
     return None
 
 
@@ -143,6 +167,8 @@ class ScoredEvent:
                 model_version=self.model_version,
                 session_key=self.session_key,
                 expected=[e.template for e in self.expected],
+                reason_code=self.reason_code,
+                model=self.model,
             )
         elif self.status == INVALID:
             out.update(error=self.error, error_field=self.error_field)
@@ -194,14 +220,28 @@ class ScoreOptions:
     window_scope: str = ""
     partial_sessions: bool = False
 
-    def request_key(self, batch: int, batches: int) -> str:
+    def request_key(self, batch: int | str, batches: int) -> str:
+        """The key of request ``batch`` (its number; ``3.0``, ``3.1`` for the halves of a split one)."""
         if self.idempotency_key is None:
             return uuid.uuid4().hex
-        return self.idempotency_key if batches == 1 else f"{self.idempotency_key}/{batch}"
+        return self.idempotency_key if batches == 1 and str(batch) == "0" else f"{self.idempotency_key}/{batch}"
 
 
 def unscored(event: Event, reason: str) -> ScoredEvent:
     return ScoredEvent(id=event.id, status=UNSCORED, reason=reason, source=event.source, session_key=event.session_key)
+
+
+def invalid(event: Event, field: str, error: str) -> ScoredEvent:
+    """The client's own refusal of one event (retrying cannot help): ``error_field`` names the field."""
+    return ScoredEvent(
+        id=event.id,
+        status=INVALID,
+        error=error,
+        error_field=field,
+        reason=error,
+        source=event.source,
+        session_key=event.session_key,
+    )
 
 
 def check_mode(mode: str) -> None:
@@ -218,29 +258,43 @@ def plan_batches(
     keeps every session the caller keyed (``source``, ``session_key``) whole in one request — alone,
     and over the limits, when it is bigger than they are; events without a session key may be split.
     """
+    units = plan_units(events, mode, range(len(events)))
+    return [[i for unit in batch for i in unit] for batch in pack(units, sizes, max_events, max_bytes)]
+
+
+def plan_units(events: Sequence[Event], mode: str, positions: Sequence[int]) -> list[list[int]]:
+    """The positions in units that are never split: one event each, or (sequence mode) a keyed session."""
+    if mode != "sequence":
+        return [[i] for i in positions]
     units: list[list[int]] = []
-    if mode == "sequence":
-        keyed: dict[tuple[str, str], list[int]] = {}
-        for i, e in enumerate(events):
-            if e.session_key:
-                group = keyed.get((e.source, e.session_key))
-                if group is None:
-                    group = keyed[(e.source, e.session_key)] = []
-                    units.append(group)
-                group.append(i)
-            else:
-                units.append([i])
-    else:
-        units = [[i] for i in range(len(events))]
-    batches: list[list[int]] = []
-    current: list[int] = []
-    current_bytes = 0
+    keyed: dict[tuple[str, str], list[int]] = {}
+    for i in positions:
+        e = events[i]
+        if e.session_key:
+            group = keyed.get((e.source, e.session_key))
+            if group is None:
+                group = keyed[(e.source, e.session_key)] = []
+                units.append(group)
+            group.append(i)
+        else:
+            units.append([i])
+    return units
+
+
+def pack(
+    units: list[list[int]], sizes: Sequence[int] | Mapping[int, int], max_events: int, max_bytes: int
+) -> list[list[list[int]]]:
+    """Units packed, in order, into batches within the limits (a unit bigger than they are goes alone)."""
+    batches: list[list[list[int]]] = []
+    current: list[list[int]] = []
+    count = current_bytes = 0
     for unit in units:
         unit_bytes = sum(sizes[i] for i in unit)
-        if current and (len(current) + len(unit) > max_events or current_bytes + unit_bytes > max_bytes):
+        if current and (count + len(unit) > max_events or current_bytes + unit_bytes > max_bytes):
             batches.append(current)
-            current, current_bytes = [], 0
-        current += unit
+            current, count, current_bytes = [], 0, 0
+        current.append(unit)
+        count += len(unit)
         current_bytes += unit_bytes
     if current:
         batches.append(current)
@@ -305,11 +359,14 @@ class Attempts:
 
 
 class CallFailed(Exception):
-    """One try failed: ``reason`` is what unscored events carry; ``retryable`` when trying again may work."""
+    """One try failed: ``reason`` is what unscored events carry; ``retryable`` when trying again may work;
+    ``too_large`` when the server refused the request for its size (smaller requests may work, this never)."""
 
-    def __init__(self, reason: str, retryable: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retryable: bool = False, retry_after: float | None = None, too_large: bool = False
+    ) -> None:
         super().__init__(reason)
-        self.reason, self.retryable, self.retry_after = reason, retryable, retry_after
+        self.reason, self.retryable, self.retry_after, self.too_large = reason, retryable, retry_after, too_large
 
 
 class ScorerUnavailable(Exception):
@@ -334,32 +391,88 @@ def call_with_retries(
         except CallFailed as exc:
             delay = attempts.failed(exc.reason, exc.retryable, exc.retry_after)
             if delay is None:
-                raise CallFailed(attempts.reason) from None
+                raise CallFailed(attempts.reason, too_large=exc.too_large) from None
             sleep(delay)
 
 
+class Batch:
+    """One request's events: their input positions, in units that are never split (see ``plan_units``);
+    ``label`` numbers it (``3``; the halves of a batch split because it was too large: ``3.0``, ``3.1``)."""
+
+    def __init__(self, units: list[list[int]], label: str) -> None:
+        self.units = units
+        self.label = label
+        self.indices = [i for unit in units for i in unit]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 class Plan:
-    """One ``score`` call: its batches, and the results gathered at their input positions."""
+    """One ``score`` call: its batches, and the results gathered at their input positions.
+
+    Events with a text field that is not valid Unicode are answered ``invalid`` at once and never sent.
+    ``next()`` gives the batches in order; a batch the server refused as too large is split in two
+    (``too_large``) and its halves come next, down to single units, which are answered ``invalid``.
+    """
 
     def __init__(
-        self, events: Sequence[Event], mode: str, sizes: Sequence[int], max_events: int, max_bytes: int
+        self,
+        events: Sequence[Event],
+        mode: str,
+        encode: Callable[[Event], tuple[Any, int]],
+        max_events: int,
+        max_bytes: int,
     ) -> None:
+        """``encode(event)`` gives an event's wire form and its size in bytes (``payloads[i]`` keeps it)."""
         self.events = events
-        self.batches = plan_batches(events, sizes, mode, max_events, max_bytes)
         self.results: list[ScoredEvent | None] = [None] * len(events)
+        self.refused = 0  # events the client answered invalid itself
+        for i, event in enumerate(events):
+            problem = unicode_problem(event)
+            if problem is not None:
+                self.results[i] = invalid(event, *problem)
+                self.refused += 1
+        sendable = [i for i, r in enumerate(self.results) if r is None]
+        self.payloads: dict[int, Any] = {}
+        sizes: dict[int, int] = {}
+        for i in sendable:
+            self.payloads[i], sizes[i] = encode(events[i])
+        units = plan_units(events, mode, sendable)
+        batches = pack(units, sizes, max_events, max_bytes)
+        self.planned = len(batches)  # before any split
+        self._queue = deque(Batch(b, str(n)) for n, b in enumerate(batches))
         self.sessions: list[SessionVerdict] = []
 
-    def fill(self, batch: Sequence[int], results: Sequence[ScoredEvent], sessions: Sequence[SessionVerdict]) -> None:
+    def next(self) -> Batch | None:
+        return self._queue.popleft() if self._queue else None
+
+    def fill(self, batch: Batch, results: Sequence[ScoredEvent], sessions: Sequence[SessionVerdict]) -> None:
         if len(results) != len(batch):
             raise CallFailed(f"bad response: {len(results)} results for {len(batch)} events")
-        for i, result in zip(batch, results):  # noqa: B905 - lengths checked; no strict= on 3.9
+        for i, result in zip(batch.indices, results):  # noqa: B905 - lengths checked; no strict= on 3.9
             result.id = self.events[i].id  # the caller's id, whatever came back
             self.results[i] = result
         self.sessions.extend(sessions)
 
-    def fail(self, batch: Sequence[int], reason: str) -> None:
-        for i in batch:
+    def fail(self, batch: Batch, reason: str) -> None:
+        for i in batch.indices:
             self.results[i] = unscored(self.events[i], reason)
+
+    def failed(self, batch: Batch, exc: CallFailed) -> None:
+        """A try of ``batch`` failed for good: split it (too large) or give its events back unscored."""
+        if not exc.too_large:
+            self.fail(batch, exc.reason)
+        elif len(batch.units) > 1:
+            half = len(batch.units) // 2
+            halves = [Batch(batch.units[:half], f"{batch.label}.0"), Batch(batch.units[half:], f"{batch.label}.1")]
+            self._queue.extendleft(reversed(halves))
+        else:
+            what = "this event" if len(batch) == 1 else f"this session's {len(batch)} events"
+            error = f"{exc.reason} (a request of only {what} is larger than the server accepts: never scorable)"
+            for i in batch.indices:
+                self.results[i] = invalid(self.events[i], "event", error)
+            self.refused += len(batch)
 
     def done(self, log) -> list[ScoredEvent]:
         out = [r if r is not None else unscored(self.events[i], "not sent") for i, r in enumerate(self.results)]
@@ -369,4 +482,6 @@ class Plan:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
         for reason, count in reasons.items():
             log.warning("logwarden: %d events passed through unscored: %s", count, reason)
+        if self.refused:
+            log.warning("logwarden: %d events refused as invalid (not valid Unicode, or too large)", self.refused)
         return out

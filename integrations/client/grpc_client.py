@@ -23,6 +23,7 @@ from .common import (
     SCORED,
     UNSCORED,
     Attempts,
+    Batch,
     CallFailed,
     Event,
     EventLike,
@@ -42,6 +43,7 @@ log = logging.getLogger("logwarden.client")
 
 MODES = {"stream": pb.SCORING_MODE_STREAM, "sequence": pb.SCORING_MODE_SEQUENCE}
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE: "scorer unavailable", grpc.StatusCode.RESOURCE_EXHAUSTED: "scorer overloaded"}
+OVERLOADED_KEY = "logwarden-overloaded"  # the server's mark on a RESOURCE_EXHAUSTED that means overload
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 LABEL_ENUMS = {
     "target": "LABEL_TARGET_",
@@ -81,6 +83,10 @@ class _Base:
         self._options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # a restarted scorer is found again within seconds (gRPC's default reconnect backoff grows to 120 s,
+            # and every call meanwhile fails open: events unscored long after the scorer is back)
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
         ]
         if load_balancing:  # e.g. "round_robin" over every address of a dns:/// target
             self._options.append(("grpc.lb_policy_name", load_balancing))
@@ -99,22 +105,17 @@ class _Base:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.target!r}, tls={self._credentials is not None})"
 
-    def _plan(self, events: Iterable[EventLike], mode: str) -> tuple[Plan, list[pb.Event]]:
+    def _plan(self, events: Iterable[EventLike], mode: str) -> Plan:
         check_mode(mode)
-        evs = [as_event(e) for e in events]
-        messages = [_event_pb(e) for e in evs]
-        plan = Plan(evs, mode, [m.ByteSize() + 8 for m in messages], self.max_batch_events, self.max_batch_bytes)
-        return plan, messages
+        return Plan([as_event(e) for e in events], mode, _encode, self.max_batch_events, self.max_batch_bytes)
 
     @staticmethod
-    def _request(
-        messages: list[pb.Event], batch: list[int], mode: str, options: ScoreOptions, key: str
-    ) -> pb.ScoreRequest:
+    def _request(plan: Plan, batch: Batch, mode: str, options: ScoreOptions) -> pb.ScoreRequest:
         return pb.ScoreRequest(
-            events=[messages[i] for i in batch],
+            events=[plan.payloads[i] for i in batch.indices],
             mode=MODES[mode],
             request_id=uuid.uuid4().hex,
-            idempotency_key=key,
+            idempotency_key=options.request_key(batch.label, plan.planned),
             model=options.model,
             window_scope=options.window_scope,
             partial_sessions=options.partial_sessions,
@@ -153,10 +154,10 @@ class LogWardenClient(_Base):
         return self._score(events, mode, budget_s, ScoreOptions(**options))
 
     def _score(self, events, mode, budget_s, options: ScoreOptions) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        plan, messages = self._plan(events, mode)
+        plan = self._plan(events, mode)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        for n, batch in enumerate(plan.batches):
-            request = self._request(messages, batch, mode, options, options.request_key(n, len(plan.batches)))
+        while (batch := plan.next()) is not None:
+            request = self._request(plan, batch, mode, options)
             try:
                 plan.fill(
                     batch,
@@ -168,7 +169,7 @@ class LogWardenClient(_Base):
                     ),
                 )
             except CallFailed as exc:
-                plan.fail(batch, exc.reason)
+                plan.failed(batch, exc)
         return plan.done(log), plan.sessions
 
     def submit_labels(self, labels: Iterable[Mapping[str, Any]], *, budget_s: float | None = None) -> list[dict]:
@@ -234,21 +235,23 @@ class AsyncLogWardenClient(_Base):
     async def _score(
         self, events, mode, budget_s, options: ScoreOptions
     ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
-        plan, messages = self._plan(events, mode)
+        plan = self._plan(events, mode)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        for n, batch in enumerate(plan.batches):
-            request = self._request(messages, batch, mode, options, options.request_key(n, len(plan.batches)))
+        while (batch := plan.next()) is not None:
+            request = self._request(plan, batch, mode, options)
             attempts = Attempts(self.retry, deadline, self.timeout_s)
+            last = CallFailed("")
             while (timeout := attempts.next_timeout()) is not None:
                 try:
                     plan.fill(batch, *self._results(await self._call(request, timeout)))
                     break
                 except CallFailed as exc:
+                    last = exc
                     delay = attempts.failed(exc.reason, exc.retryable, exc.retry_after)
                     if delay is not None:
                         await asyncio.sleep(delay)
             else:
-                plan.fail(batch, attempts.reason)
+                plan.failed(batch, CallFailed(attempts.reason, too_large=last.too_large))
         return plan.done(log), plan.sessions
 
     async def _call(self, request: pb.ScoreRequest, timeout: float) -> pb.ScoreResponse:
@@ -279,9 +282,19 @@ def _failure(exc: grpc.RpcError, timeout: float) -> CallFailed:
     code, details = exc.code(), exc.details() or ""
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return CallFailed(f"deadline exceeded: no answer within {timeout:.3g} s")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and not _marked_overloaded(exc):
+        # not the server's overload but gRPC's message size limit (the request is over its max_request_bytes)
+        return CallFailed(f"scorer refused the call: {code.name}: {details}", too_large=True)
     if code in RETRYABLE:
         return CallFailed(f"{RETRYABLE[code]}: {details}", retryable=True, retry_after=_pushback(exc))
     return CallFailed(f"scorer refused the call: {code.name}: {details}")
+
+
+def _marked_overloaded(exc: grpc.RpcError) -> bool:
+    try:
+        return any(key == OVERLOADED_KEY for key, _ in exc.trailing_metadata() or ())
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def _pushback(exc: grpc.RpcError) -> float | None:
@@ -293,6 +306,12 @@ def _pushback(exc: grpc.RpcError) -> float | None:
     except (TypeError, ValueError, AttributeError):
         pass
     return None
+
+
+def _encode(e: Event) -> tuple[pb.Event, int]:
+    """An event's message and its size in a request (field tag and length prefix included)."""
+    message = _event_pb(e)
+    return message, message.ByteSize() + 8
 
 
 def _event_pb(e: Event) -> pb.Event:

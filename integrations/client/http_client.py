@@ -109,13 +109,15 @@ class HttpClient:
 
     def _score(self, events, mode, budget_s, options: ScoreOptions) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
         check_mode(mode)
-        evs = [as_event(e) for e in events]
-        bodies = [json.dumps(_event_json(e), ensure_ascii=False, separators=(",", ":")) for e in evs]
-        plan = Plan(evs, mode, [len(b.encode()) + 1 for b in bodies], self.max_batch_events, self.max_batch_bytes)
+        plan = Plan([as_event(e) for e in events], mode, _encode, self.max_batch_events, self.max_batch_bytes)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        for n, batch in enumerate(plan.batches):
-            head = _request_head(mode, options, options.request_key(n, len(plan.batches)))
-            body = f'{{{head},"events":[{",".join(bodies[i] for i in batch)}]}}'.encode()
+        while True:
+            batch = plan.next()
+            if batch is None:
+                break
+            head = _request_head(mode, options, options.request_key(batch.label, plan.planned)).encode()
+            events = b",".join(plan.payloads[i] for i in batch.indices)
+            body = b'{%s,"events":[%s]}' % (head, events)
             try:
                 response = call_with_retries(
                     lambda t, b=body: self._call("POST", "/v1/score", b, t), self.retry, deadline, self.timeout_s
@@ -126,7 +128,7 @@ class HttpClient:
                     [_session(s) for s in response.get("sessions", [])],
                 )
             except CallFailed as exc:
-                plan.fail(batch, exc.reason)
+                plan.failed(batch, exc)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 plan.fail(batch, f"bad response: {type(exc).__name__}: {exc}")
         return plan.done(log), plan.sessions
@@ -174,6 +176,8 @@ def _http_failure(exc: urllib.error.HTTPError) -> CallFailed:
         exc.close()
     if exc.code == 504:
         return CallFailed(f"deadline exceeded: HTTP 504: {message}")
+    if exc.code == 413:  # the body is over the server's max_request_bytes: smaller requests may pass
+        return CallFailed(f"scorer refused the call: HTTP 413: {message}", too_large=True)
     if exc.code in RETRYABLE:
         return CallFailed(
             f"{RETRYABLE[exc.code]}: HTTP {exc.code}: {message}",
@@ -206,6 +210,12 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)  # noqa: UP017 - datetime.UTC is Python 3.11+
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())  # noqa: UP017
+
+
+def _encode(e: Event) -> tuple[bytes, int]:
+    """An event's JSON (UTF-8) and its size in a request body."""
+    body = json.dumps(_event_json(e), ensure_ascii=False, separators=(",", ":")).encode()
+    return body, len(body) + 1
 
 
 def _request_head(mode: str, options: ScoreOptions, key: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import tracemalloc
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,7 @@ from logwarden.core.parsing.sessions import Event
 from logwarden.grpc_server.service.errors import DeadlineExceeded, Overloaded, ShuttingDown
 from logwarden.grpc_server.service.locks import KeyedLocks
 from logwarden.grpc_server.service.model_holder import ServedModel
-from logwarden.grpc_server.service.scheduler import Scheduler, SessionWork
+from logwarden.grpc_server.service.scheduler import Scheduler, SessionWork, key_text
 from logwarden.grpc_server.service.windows import window_key
 from logwarden.grpc_server.service.windows.memory import MemoryWindowStore
 from logwarden.grpc_server.settings import load_settings
@@ -169,6 +170,28 @@ def test_memory_windows_are_copies_and_key_windows_are_not_tracked_by_the_collec
         for _ in range(3):  # a collection untracks tuples holding only untracked objects (one nesting level each)
             gc.collect()
         assert not gc.is_tracked(store._data["k"])
+
+    asyncio.run(main())
+
+
+def test_memory_windows_are_bounded_in_bytes():
+    """Full windows of long session names stay within ``max_bytes`` (measured, not only estimated)."""
+    bound = 2 << 20
+    store = MemoryWindowStore(max_sessions=100_000, ttl_s=100, max_bytes=bound)
+
+    async def main():
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(3000):
+                window = {"version": "v1", "keys": [key_text(k % 90) for k in range(i, i + 128)]}
+                await store.put_many({window_key("host-" + "h" * 500, f"session-{i}-" + "s" * 500): window})
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert store.nbytes <= bound and 0 < len(store) < 3000 and grown < 2 * bound
+        newest = window_key("host-" + "h" * 500, "session-2999-" + "s" * 500)
+        assert (await store.get_many([newest]))[0]["keys"][0] == key_text(2999 % 90)  # the newest is kept
 
     asyncio.run(main())
 

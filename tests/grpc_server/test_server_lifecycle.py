@@ -166,7 +166,8 @@ def test_sighup_reloads_and_sigterm_drains(model_root, tmp_path):
                 assert all(r.status == pb.EVENT_STATUS_SCORED for r in response.results)
         assert proc.wait(timeout=60) == 0
         events = [e.get("event") for e in logs]
-        assert "model reloaded" in events and events[-2:] == ["draining", "stopped"]
+        assert "model reloaded" in events and events[-1] == "stopped"
+        assert events.index("model reloaded") < events.index("draining") < events.index("metrics endpoint stopped")
     finally:
         if proc.poll() is None:
             proc.kill()

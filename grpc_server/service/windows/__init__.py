@@ -18,9 +18,10 @@ from typing import Any
 Window = dict[str, Any]
 
 
-def window_key(source: str, session: str) -> str:
-    """The store key of a (source, session) pair; unambiguous for any strings."""
-    return json.dumps([source, session], ensure_ascii=False, separators=(",", ":"))
+def window_key(source: str, session: str, model: str = "") -> str:
+    """The store key of a (source, session) pair of a model route ("": the default); unambiguous for any strings."""
+    parts = [source, session] if not model else [model, source, session]
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
 
 
 class WindowStore(ABC):

@@ -1,8 +1,15 @@
-"""In-process window store: an LRU dict with a TTL per entry (the default backend)."""
+"""In-process window store: an LRU dict with a TTL per entry (the default backend).
+
+Bounded by count (``max_sessions``) and by bytes (``max_bytes``, an estimate: the key, the stored keys'
+tuple, and ``ENTRY_OVERHEAD`` for the dict entry; the template id strings inside are shared by every
+window that holds them, see ``scheduler.key_text``). The least recently used windows go first.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -10,16 +17,27 @@ from collections.abc import Callable, Mapping, Sequence
 from logwarden.grpc_server.service.windows import Window, WindowStore
 
 Stored = tuple[str, tuple[str | None, ...]] | Window
+ENTRY_OVERHEAD = 200  # the ordered dict's entry and node, the (expiry, window) pair, the float
+UNBOUNDED = sys.maxsize
 
 
 class MemoryWindowStore(WindowStore):
-    """At most ``max_sessions`` windows; the least recently used go first, expired ones on access."""
+    """At most ``max_sessions`` windows and about ``max_bytes`` bytes; the least recently used go first,
+    expired ones on access."""
 
-    def __init__(self, max_sessions: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_sessions: int,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = UNBOUNDED,
+    ) -> None:
         self.max_sessions = max_sessions
+        self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, Stored]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, Stored, int]] = OrderedDict()
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -30,7 +48,7 @@ class MemoryWindowStore(WindowStore):
         for key in keys:
             entry = self._data.get(key)
             if entry is None or entry[0] <= now:
-                self._data.pop(key, None)
+                self._drop(key)
                 out.append(None)
                 continue
             self._data.move_to_end(key)
@@ -41,20 +59,36 @@ class MemoryWindowStore(WindowStore):
         now = self._clock()
         expires = now + self.ttl_s
         for key, window in items.items():
-            self._data[key] = (expires, _store(window))
-            self._data.move_to_end(key)
-        while self._data:  # drop expired entries from the old end, then enforce the size bound
-            oldest_key, (oldest_expiry, _) = next(iter(self._data.items()))
-            if oldest_expiry > now and len(self._data) <= self.max_sessions:
+            self._drop(key)
+            stored = _store(window)
+            cost = _cost(key, stored)
+            self._data[key] = (expires, stored, cost)
+            self.nbytes += cost
+        while self._data:  # drop expired entries from the old end, then enforce the bounds
+            oldest_key, (oldest_expiry, _, _) = next(iter(self._data.items()))
+            if oldest_expiry > now and len(self._data) <= self.max_sessions and self.nbytes <= self.max_bytes:
                 break
-            del self._data[oldest_key]
+            self._drop(oldest_key)
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         for key in keys:
-            self._data.pop(key, None)
+            self._drop(key)
 
     async def close(self) -> None:
         self._data.clear()
+        self.nbytes = 0
+
+    def _drop(self, key: str) -> None:
+        entry = self._data.pop(key, None)
+        if entry is not None:
+            self.nbytes -= entry[2]
+
+
+def _cost(key: str, stored: Stored) -> int:
+    """The estimated bytes of one entry (the template id strings are shared, so not counted)."""
+    if type(stored) is tuple:
+        return sys.getsizeof(key) + sys.getsizeof(stored[1]) + ENTRY_OVERHEAD
+    return sys.getsizeof(key) + 2 * len(json.dumps(stored, default=str)) + ENTRY_OVERHEAD
 
 
 def _store(window: Window) -> Stored:

@@ -16,6 +16,7 @@ on the same context. The URL (it may carry a password) is never logged.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 
 import grpc
@@ -31,6 +32,7 @@ from logwarden.grpc_server.service.windows import Window, WindowStore
 
 log = structlog.get_logger("logwarden.windows")
 PREFIX = "logwarden:window:"
+INDEX = "~index"  # an ad-hoc scope's sorted set of its windows by last use (the quota)
 
 
 class WindowStoreUnavailable(ServiceError):
@@ -42,23 +44,29 @@ class RedisWindowStore(WindowStore):
     """``url`` as redis-py takes it (``redis://``, ``rediss://`` for TLS, ``unix://``)."""
 
     def __init__(
-        self, url: str, *, max_sessions: int, ttl_s: float, prefix: str = PREFIX, timeout_s: float = 2.0
+        self,
+        url: str | None,
+        *,
+        max_sessions: int,
+        ttl_s: float,
+        prefix: str = PREFIX,
+        timeout_s: float = 2.0,
+        client=None,
+        quota: bool = False,
     ) -> None:
-        self.max_sessions = max_sessions  # advisory: Redis' maxmemory policy bounds the store (see above)
+        # max_sessions is advisory for the default scope (Redis' maxmemory policy bounds it, see above); with
+        # ``quota`` (ad-hoc window scopes) it is enforced: an index of the scope's windows by last use drops
+        # the oldest beyond it, so a big ad-hoc search never grows into the memory the live windows need.
+        self.max_sessions = max_sessions
         self.ttl_ms = max(1, round(ttl_s * 1000))
         self.prefix = prefix
-        try:
-            self.client = aioredis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2),
-            )
-        except ValueError:  # the message would repeat the URL, password included
-            raise LogWardenError("redis_url is not a Redis URL (redis://, rediss:// or unix://)") from None
+        self.quota = quota
+        self._owns_client = client is None
+        self.client = client if client is not None else connect(url or "", timeout_s)
         self._failing = False
 
-    async def _run(self, coro):
+    async def run(self, coro):
+        """Await a Redis call; failures become WindowStoreUnavailable (UNAVAILABLE / 503: callers retry)."""
         try:
             result = await coro
         except RedisError as exc:
@@ -76,7 +84,7 @@ class RedisWindowStore(WindowStore):
     async def get_many(self, keys: Sequence[str]) -> list[Window | None]:
         if not keys:
             return []
-        values = await self._run(self.client.mget([self.prefix + k for k in keys]))
+        values = await self.run(self.client.mget([self.prefix + k for k in keys]))
         return [_load(v) for v in values]
 
     async def put_many(self, items: Mapping[str, Window]) -> None:
@@ -85,14 +93,40 @@ class RedisWindowStore(WindowStore):
         pipe = self.client.pipeline(transaction=False)
         for key, window in items.items():
             pipe.set(self.prefix + key, json.dumps(window, separators=(",", ":")), px=self.ttl_ms)
-        await self._run(pipe.execute())
+        if self.quota:
+            index = self.prefix + INDEX
+            pipe.zadd(index, {self.prefix + key: time.time() for key in items})
+            pipe.pexpire(index, self.ttl_ms)
+            pipe.zcard(index)
+        results = await self.run(pipe.execute())
+        if self.quota and results[-1] > self.max_sessions:
+            oldest = await self.run(self.client.zpopmin(index, results[-1] - self.max_sessions))
+            if oldest:
+                await self.run(self.client.delete(*(name for name, _ in oldest)))
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         if keys:
-            await self._run(self.client.delete(*(self.prefix + k for k in keys)))
+            names = [self.prefix + k for k in keys]
+            await self.run(self.client.delete(*names))
+            if self.quota:
+                await self.run(self.client.zrem(self.prefix + INDEX, *names))
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._owns_client:
+            await self.client.aclose()
+
+
+def connect(url: str, timeout_s: float = 2.0):
+    """A redis.asyncio client for ``url``; the URL (it may hold a password) never appears in an error."""
+    try:
+        return aioredis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2),
+        )
+    except ValueError:
+        raise LogWardenError("redis_url is not a Redis URL (redis://, rediss:// or unix://)") from None
 
 
 def _load(value: bytes | None) -> Window | None:

@@ -153,6 +153,18 @@ def test_add_many_is_all_or_nothing():
     assert store.count() == 0
 
 
+def test_a_label_sqlite_cannot_store_is_refused_and_leaves_no_transaction_open(tmp_path):
+    """A lone surrogate (which SQLite cannot encode) used to fail mid-transaction and leave it open: the
+    next write from anyone then failed with "cannot start a transaction within a transaction"."""
+    store = SqliteLabelStore(tmp_path / "labels.sqlite")
+    for field in ("comment", "analyst", "reason"):
+        with pytest.raises(LabelError) as info:
+            store.add_many([make(), make(**{field: "bad \ud800 text"})])
+        assert info.value.field == field
+    assert store.add_many([make(comment="fine")]) == [1]  # the next write goes through
+    assert store.count() == 1
+
+
 def test_closed_store_and_missing_or_newer_database(tmp_path):
     store = SqliteLabelStore(":memory:")
     store.close()

@@ -57,7 +57,8 @@ def test_count_windows():
     "kwargs, message",
     [
         ({"kind": "weekly"}, "unknown session kind"),
-        ({"kind": "key", "key_regex": "blk_("}, "invalid session key regex"),
+        ({"kind": "key", "key_regex": "blk_("}, "session key regex: invalid regex"),
+        ({"kind": "key", "key_regex": r"(blk)_\1"}, "session key regex: .* cannot run in linear time"),
         ({"kind": "field"}, "needs a field name"),
         ({"kind": "count", "window_size": 2, "step_size": 3}, "count windows"),
     ],

@@ -2,6 +2,7 @@
 
 import json
 import random
+import tracemalloc
 
 import pytest
 from drain3.drain import Drain
@@ -117,6 +118,35 @@ def test_serving_caches_are_bounded() -> None:
     assert len(parser._hits) <= 10 and len(parser._misses) <= 5
 
 
+def _letters(i: int) -> str:
+    return "".join(chr(97 + (i // 26**k) % 26) for k in range(4))  # distinct words: masks leave letters alone
+
+
+def test_caches_are_bounded_in_bytes() -> None:
+    """Large distinct lines (an attacker's choice) fill no cache past its byte bound, serving or training."""
+    bound = 1 << 20
+    parser = TemplateParser(cache_bytes=bound)
+    parser.learn("value is 1")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):  # 300 × 60 KB: 18 MB of distinct masked lines
+            line = f"{_letters(i)} {'w' * 60_000} {_letters(i)}"
+            assert parser.match(line) is None
+            assert parser.match(f"value is {i} {_letters(i) * 15_000}") is None
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert parser._misses.nbytes <= bound and grown < 3 * bound
+    trainer = TemplateParser(cache_bytes=bound)
+    for i in range(100):
+        trainer.learn(f"{_letters(i)} {'w' * 60_000}")
+    assert trainer._learned_bytes <= bound
+    parser.cache_bytes = 0  # a setting the server passes on: nothing is cached any more
+    parser.match("value is 1")
+    assert len(parser._hits) == 0 and parser.match("value is 2") == parser.learn("value is 3")
+
+
 def test_templates_show_wildcards_as_stars() -> None:
     parser = TemplateParser()
     parser.learn("user alice logged in from 10.0.0.1")
@@ -172,7 +202,7 @@ def _state() -> dict:
         (lambda s: s["config"].update(depth="4"), "config.depth has the wrong type"),
         (lambda s: s["config"].update(depth=2), "depth must be at least 3"),
         (lambda s: s["config"].update(colour=1), "unknown config key"),
-        (lambda s: s.update(mask_fingerprint="0"), "different masks"),
+        (lambda s: s.update(mask_fingerprint="0"), "different masks.*retrain"),
     ],
 )
 def test_malformed_state_is_a_clear_error(mutate, message: str) -> None:

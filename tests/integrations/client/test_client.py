@@ -5,11 +5,14 @@ events back unscored instead of raising."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import grpc
 import pytest
@@ -33,6 +36,7 @@ from logwarden.protos.logwarden.v1 import scoring_pb2 as pb
 from logwarden.protos.logwarden.v1 import scoring_pb2_grpc as pbg
 
 TOKEN = "client-test-t0ken"
+REPO = Path(__file__).resolve().parents[3]
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
 
 
@@ -434,3 +438,101 @@ def test_backoff_honours_retry_after_and_the_budget():
     assert all(0 <= policy.backoff(k) <= 1.0 for k in range(1, 20))
     assert _retry_after("3") == 3.0 and _retry_after("junk") is None
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: retry now
+
+
+# -- odd events and oversized requests (issue 8) --------------------------------------------------------
+
+
+def test_one_bad_line_never_fails_the_call(grpc_client, http_client, sessions):
+    """A lone surrogate (no wire format carries it) makes that one event invalid; every other is scored."""
+    lines = sessions[next(iter(sessions))][:3]
+    events = [
+        {"id": "a", "message": lines[0]},
+        {"id": "bad", "message": lines[1][:20] + "\ud800" + lines[1][20:]},
+        {"id": "attr", "message": lines[1], "attributes": {"k": "\udcff"}},
+        {"id": "time", "message": lines[2], "timestamp": 10**400},  # informational: dropped, never an error
+        Event(id="\ud800", message=lines[2]),
+    ]
+    for client in (grpc_client, http_client):
+        results = client.score(events)
+        assert [r.id for r in results] == ["a", "bad", "attr", "time", "\ud800"]
+        assert [r.status for r in results] == ["scored", "invalid", "invalid", "scored", "invalid"]
+        assert [r.error_field for r in results if r.status == "invalid"] == ["message", "attributes['k']", "id"]
+        assert "lone surrogate" in results[1].error and results[1].fields()["error_field"] == "message"
+
+
+def test_oversized_requests_are_split_or_refused_as_permanent_never_overloaded(model_root):
+    """5 MiB requests over the server's 4 MiB ``max_request_bytes``: gRPC answers RESOURCE_EXHAUSTED without
+    the server's overload mark (HTTP: 413); the client splits the batch, and a keyed session that alone is
+    too large comes back invalid (permanent), not unscored as overloaded."""
+    settings = load_settings(None, model_path=model_root, grpc_port=0, http_port=0, batch_wait_ms=0)
+    base = generate(n_sessions=3, seed=12).lines[0]
+    line = (base + " ") * (52_000 // (len(base) + 1))  # ~52 KB, under max_message_bytes
+    loose = [{"id": f"l{i}", "message": f"{line} {i}"} for i in range(100)]  # ~5.2 MB: split in two
+    session = [{"id": f"s{i}", "message": line, "source": "x", "session_key": "big"} for i in range(90)]  # 4.7 MB
+    with BackgroundServer(settings) as bg:
+        for client in (
+            LogWardenClient(bg.target, max_batch_bytes=64 << 20, retry=FAST_RETRY),
+            HttpClient(_http_url(bg), max_batch_bytes=64 << 20, retry=FAST_RETRY),
+        ):
+            results = client.score(loose + session, "sequence")
+            assert [r.id for r in results] == [e["id"] for e in loose + session]
+            assert all(r.status == "scored" for r in results[:100])
+            assert all(r.status == "invalid" and r.error_field == "event" for r in results[100:])
+            assert "overloaded" not in results[100].error and "never scorable" in results[100].error
+        overloaded = _sample(bg, "logwarden_requests_total", method="Score", code="RESOURCE_EXHAUSTED")
+        assert overloaded == 0  # the server's own overload answer was never given
+
+
+def test_a_resource_exhausted_is_overload_only_when_the_server_marks_it():
+    from logwarden.integrations.client.grpc_client import _failure
+
+    class Refusal(grpc.RpcError):
+        def __init__(self, metadata):
+            self.metadata = metadata
+
+        def code(self):
+            return grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        def details(self):
+            return "no"
+
+        def trailing_metadata(self):
+            return self.metadata
+
+    marked = _failure(Refusal((("logwarden-overloaded", "1"),)), 1.0)
+    assert marked.retryable and not marked.too_large and marked.reason.startswith("scorer overloaded")
+    unmarked = _failure(Refusal(()), 1.0)  # gRPC's own message size limit
+    assert unmarked.too_large and not unmarked.retryable
+
+
+PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")
+CLIENT_39 = """
+import json, sys
+from logwarden.integrations.client import HttpClient
+url, line = sys.argv[1], sys.argv[2]
+results = HttpClient(url).score([{"id": "ok", "message": line}, {"id": "bad", "message": "x \\ud800"}])
+print(json.dumps([[r.id, r.status, r.error_field] for r in results]))
+"""
+
+
+@pytest.mark.skipif(not PY39.exists(), reason="no Python 3.9 interpreter (Splunk's) on this machine")
+def test_the_http_client_under_python_3_9_returns_a_result_for_every_event(model_root, tmp_path):
+    """The standard-library client as Splunk's Python 3.9 runs it (only the client package on the path)."""
+    package = tmp_path / "logwarden"
+    (package / "integrations").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "integrations" / "__init__.py").write_text("")
+    (package / "integrations" / "client").symlink_to(REPO / "integrations" / "client")
+    settings = load_settings(None, model_path=model_root, grpc_port=0, http_port=0)
+    with BackgroundServer(settings) as bg:
+        line = generate(n_sessions=1, seed=3).lines[0]
+        done = subprocess.run(
+            [str(PY39), "-c", CLIENT_39, _http_url(bg), line],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PYTHONPATH": str(tmp_path)},
+        )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [["ok", "scored", ""], ["bad", "invalid", "message"]]
