@@ -100,20 +100,31 @@ def replay(lines: list[str], cycle: int) -> list[str]:
     return [BLOCK.sub(rf"blk_\g<1>{cycle}\g<2>", line) for line in lines]
 
 
-def batches(lines: list[str], size: int, cycles: range) -> list[bytes]:
+def batches(lines: list[str], size: int, cycles: range, variant: str = "plain") -> list[bytes]:
     """Serialized ``ScoreRequest`` messages of ``size`` raw lines over ``cycles`` replays of the corpus.
 
-    Serialized once up front, so the load generator spends its CPU on sending, not on building messages."""
+    ``variant``: ``plain``; ``idempotency`` (every request carries its own idempotency key, as the Fluent Bit
+    receiver and the Elasticsearch proxy send them); ``routed`` (every other block's events carry the
+    attribute that routes them to the second model). Serialized once up front, so the load generator spends
+    its CPU on sending, not on building messages."""
     out = []
     for cycle in cycles:
         text = replay(lines, cycle)
         for i in range(0, len(text) - size + 1, size):
             events = [
-                scoring_pb2.Event(id=str(i + j), message=line, source="bench")
+                scoring_pb2.Event(id=str(i + j), message=line, source="bench", attributes=_attributes(line, variant))
                 for j, line in enumerate(text[i : i + size])
             ]
-            out.append(scoring_pb2.ScoreRequest(events=events).SerializeToString())
+            key = f"bench-{cycle}-{i}" if variant == "idempotency" else ""
+            out.append(scoring_pb2.ScoreRequest(events=events, idempotency_key=key).SerializeToString())
     return out
+
+
+def _attributes(line: str, variant: str) -> dict[str, str]:
+    if variant != "routed":
+        return {}
+    block = BLOCK.search(line)
+    return {"index": "other" if block and int(block.group(0)[-1]) % 2 else "main"}
 
 
 STREAM_METHOD = "/logwarden.v1.ScoringService/ScoreStream"
@@ -276,7 +287,12 @@ def main() -> int:
     ap.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
     ap.add_argument("--server-args", default="", help="extra `logwarden serve` flags, e.g. '--batch-wait-ms 2'")
-    ap.add_argument("--phases", default="sustained,latency,http", help="which measurements to run")
+    ap.add_argument(
+        "--phases",
+        default="sustained,latency,http,idempotency,routed",
+        help="which measurements to run; idempotency and routed repeat sustained and latency with an idempotency key "
+        "on every request and with two routed models (a second server process) and report ratios to the plain run",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
@@ -348,9 +364,23 @@ def main() -> int:
                 )
             if "http" in phases:
                 http = http_single(http_port, lines, args.seconds / 2, threads=4)
+            variants = {}
+            if "idempotency" in phases:
+                variants["idempotency"] = run_variant(args, lines, "idempotency", target, proc.pid, need)
         finally:
             proc.terminate()
             proc.wait(30)
+        if "routed" in phases:
+            routes = json.dumps({"other": {"path": str(model), "rules": [{"index": "other"}]}})
+            grpc_port, http_port = free_port(), free_port()
+            proc = start_server(
+                model, args.backend, grpc_port, http_port, [*args.server_args.split(), "--models", routes]
+            )
+            try:
+                variants["routed"] = run_variant(args, lines, "routed", f"127.0.0.1:{grpc_port}", proc.pid, need)
+            finally:
+                proc.terminate()
+                proc.wait(30)
     sessions = "same block ids on every replay" if args.same_sessions else "fresh block ids on every replay"
     result = {
         "events_per_s": sustained["events_per_s"],
@@ -374,6 +404,12 @@ def main() -> int:
         "backend": args.backend,
         "cpu_cores": os.cpu_count(),
     }
+    for name, figures in variants.items():
+        result[f"{name}_events_per_s"] = figures["sustained"]["events_per_s"]
+        result[f"{name}_throughput_ratio"] = round(
+            figures["sustained"]["events_per_s"] / max(1, result["events_per_s"]), 3
+        )
+        result[f"{name}_p99_ms"] = figures["paced"]["p99_ms"]
     print(
         f"\nserver benchmark ({args.backend}, {os.cpu_count()} cores; `logwarden serve` in its own process, this "
         "load generator in another, same machine)"
@@ -396,8 +432,31 @@ def main() -> int:
         f"  HTTP single event: {result['http_single_rps']:,} req/s, p50 {result['http_p50_ms']} ms, "
         f"p99 {result['http_p99_ms']} ms (4 client threads)"
     )
+    for name in variants:
+        what = "an idempotency key on every request" if name == "idempotency" else "two routed models"
+        print(
+            f"  with {what}: {result[f'{name}_events_per_s']:>9,} events/s sustained "
+            f"(ratio {result[f'{name}_throughput_ratio']} to the plain run), p99 {result[f'{name}_p99_ms']} ms "
+            f"at {args.offered:,.0f} offered"
+        )
     print(json.dumps(result))
     return 0
+
+
+def run_variant(args, lines: list[str], variant: str, target: str, pid: int, start: int) -> dict:
+    """The sustained and latency runs again, on requests of ``variant`` and fresh block ids."""
+    need = math.ceil(args.seconds * 50_000 / len(lines))
+    offset = start + math.ceil(args.seconds * args.offered * 1.2 / len(lines)) + (0 if variant == "idempotency" else 1)
+    offset += need if variant == "routed" else 0
+    sustained = batches(lines, args.batch, range(offset, offset + need), variant)
+    paced_cycles = range(offset + need, offset + need + math.ceil(args.seconds * args.offered * 1.2 / len(lines)))
+    paced = batches(lines, args.latency_batch, paced_cycles, variant)
+    return {
+        "sustained": asyncio.run(grpc_load(target, sustained, args.seconds, args.streams, None, args.batch, pid)),
+        "paced": asyncio.run(
+            grpc_load(target, paced, args.seconds, args.latency_streams, args.offered, args.latency_batch, pid)
+        ),
+    }
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type[CommandSettings]) -> Cl
         help="YAML, TOML or JSON file of these settings (flags win over it, "
         f"{cls.model_config.get('env_prefix', '')}* environment variables too)",
     )
-    return CliSettingsSource(
+    source = CliSettingsSource(
         cls,
         root_parser=parser,
         cli_kebab_case=True,
@@ -94,6 +94,20 @@ def add_flags(parser: argparse.ArgumentParser, cls: type[CommandSettings]) -> Cl
         cli_exit_on_error=True,
         cli_shortcuts=cls.flag_shortcuts or None,
     )
+    for action in parser._actions:  # secrets (CliSuppress): hidden from --help, and refused if given anyway
+        if action.help == argparse.SUPPRESS and action.option_strings:
+            action.type = _refuse_secret(action.option_strings[0])
+    return source
+
+
+def _refuse_secret(flag: str):
+    def refuse(value: str) -> str:
+        raise argparse.ArgumentTypeError(
+            f"secrets never go on the command line (other users can read it): use {flag}-file, the --config file "
+            "or the environment"
+        )
+
+    return refuse
 
 
 def load(

@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "logwarden.core.cli.labels",
     "logwarden.core.cli.retrain",
     "logwarden.grpc_server.cli",
+    "logwarden.integrations.elasticsearch.cli",
     "logwarden.integrations.fluent.cli",
 )
 

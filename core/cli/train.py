@@ -20,12 +20,19 @@ from logwarden.core.cli.common import (
     subcommand,
 )
 from logwarden.core.errors import LogWardenError
+from logwarden.integrations.elasticsearch.settings import EsConnectionSettings
 
 
-class TrainSettings(InputSettings):
+class TrainSettings(InputSettings, EsConnectionSettings):
     """Inputs, sessions, model size, training and calibration; everything lands in the version's config.json."""
 
     model_config = SettingsConfigDict(env_prefix="LOGWARDEN_TRAIN_", extra="forbid", validate_default=True)
+    from_es: str | None = Field(
+        None,
+        description="read the lines from this Elasticsearch index pattern instead of files (the --json-message "
+        "field of each document, oldest first by --json-timestamp, default @timestamp; --es-url and credentials)",
+    )
+    es_exclude_labelled: bool = Field(True, description="--from-es: leave out documents labelled anomaly")
     format: str = Field(
         "plain",
         description="preset (hdfs, bgl, thunderbird), json, plain or a format string "
@@ -103,7 +110,11 @@ class TrainSettings(InputSettings):
 
 
 def register(subparsers) -> None:
-    subcommand(subparsers, "train", TrainSettings, run, help="train a model version on normal logs", inputs=True)
+    subcommand(subparsers, "train", TrainSettings, run, help="train a model version on normal logs", extra=_inputs)
+
+
+def _inputs(parser) -> None:
+    parser.add_argument("inputs", nargs="*", help="log files, globs or gzip files; '-' reads standard input")
 
 
 def session_rule(s: TrainSettings, fmt):
@@ -164,7 +175,26 @@ def run(s: TrainSettings, args) -> int:
     )
     stats = ReadStats()
     parser = TemplateParser(ParserConfig(sim_th=s.sim_th, depth=s.depth))
-    records = read_inputs(args.inputs, fmt, s, stats)
+    if s.from_es and args.inputs:
+        raise LogWardenError("give log files or --from-es, not both")
+    if s.from_es:
+        from logwarden.integrations.elasticsearch.training import index_records
+
+        records = index_records(
+            s.es_client(),
+            s.from_es,
+            fmt,
+            message_field=s.json_message,
+            time_field=s.json_timestamp or "@timestamp",
+            exclude_labelled=s.es_exclude_labelled,
+            max_line_bytes=s.max_line_bytes,
+            stats=stats,
+            progress=not s.quiet,
+        )
+    elif args.inputs:
+        records = read_inputs(args.inputs, fmt, s, stats)
+    else:
+        raise LogWardenError("no input: give log files or --from-es INDEX")
     if s.until is not None:
         records = before(records, parse_time(s.until))
     fit, data = train_from_logs(

@@ -107,7 +107,6 @@ class LineFormat:
     preset: FormatPreset | None = None
     session_field: str | None = None  # key in ``LogRecord.fields`` that holds a session id, if any
     level_field: str | None = None  # key in ``LogRecord.fields`` that holds the line's level, if any
-    has_labels: bool = False
 
     def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
         """One line as a record; ``times=False`` leaves ``timestamp`` unset (for callers that never read it)."""
@@ -159,7 +158,6 @@ class RegexFormat(LineFormat):
         self.timestamp = timestamp
         self._read_time = _time_reader(timestamp.pattern) if timestamp else None
         self.label_field = label_field
-        self.has_labels = label_field is not None
         self._normal = frozenset(normal_labels)
         self.session_field = session_field
         # Content last: match the header only (anchored at the start); the content is what follows it
@@ -227,7 +225,6 @@ class JsonFormat(LineFormat):
         self.timestamp_field = timestamp_field
         self._read_time = _time_reader(timestamp) if timestamp else None
         self.label_field = label_field
-        self.has_labels = label_field is not None
         self._normal = frozenset(s.lower() for s in normal_labels)
         self.session_field = session_field
         self._paths = {name: name.split(".") for name in options.values() if name}
@@ -436,37 +433,65 @@ def get_format(
     spec = spec.strip()
     key = spec.lower()
     if key in PRESETS:
-        preset = PRESETS[key]
-        return RegexFormat(
-            preset.name,
-            preset.regex or format_to_regex(preset.format),
-            timestamp=preset.timestamp,
-            label_field=preset.label_field,
-            normal_labels=preset.normal_labels,
-            session_field=session_field or preset.session_field,
-            preset=preset,
-        )
+        return _preset_format(PRESETS[key], session_field)
     if key == "plain":
         return PlainFormat()
     if key == "json" or key.startswith("json?"):
-        query = dict(parse_qsl(spec[5:], strict_parsing=True)) if "?" in spec else {}
-        unknown = set(query) - {"message", "timestamp", "time_format", "label", "session"}
-        if unknown:
-            raise LogWardenError(f"format {spec!r}: unknown json option(s) {', '.join(sorted(unknown))}")
-        return JsonFormat(
-            message_field=query.get("message", message_field),
-            timestamp_field=query.get("timestamp", timestamp_field),
-            timestamp=query.get("time_format", timestamp),
-            label_field=query.get("label", label_field),
-            session_field=query.get("session", session_field),
-            normal_labels=normal_labels or _DEFAULT_NORMAL,
-        )
+        options = {
+            "message": message_field,
+            "timestamp": timestamp_field,
+            "time_format": timestamp,
+            "label": label_field,
+            "session": session_field,
+        }
+        return _json_format(spec, options, normal_labels)
     if "<" not in spec:
         raise LogWardenError(
             f"unknown format {spec!r}: use a preset ("
             + ", ".join(PRESETS)
             + "), 'plain', 'json' or a format string such as '<Date> <Time> <Content>'"
         )
+    return _string_format(spec, timestamp, timestamp_fields, label_field, session_field, normal_labels)
+
+
+def _preset_format(preset: FormatPreset, session_field: str | None) -> RegexFormat:
+    return RegexFormat(
+        preset.name,
+        preset.regex or format_to_regex(preset.format),
+        timestamp=preset.timestamp,
+        label_field=preset.label_field,
+        normal_labels=preset.normal_labels,
+        session_field=session_field or preset.session_field,
+        preset=preset,
+    )
+
+
+def _json_format(spec: str, defaults: dict[str, str | None], normal_labels: Sequence[str] | None) -> JsonFormat:
+    """``json`` with the options of ``json?message=...&session=...`` over ``defaults``."""
+    query = dict(parse_qsl(spec[5:], strict_parsing=True)) if "?" in spec else {}
+    unknown = set(query) - set(defaults)
+    if unknown:
+        raise LogWardenError(f"format {spec!r}: unknown json option(s) {', '.join(sorted(unknown))}")
+    options = {**defaults, **query}
+    return JsonFormat(
+        message_field=options["message"] or "message",
+        timestamp_field=options["timestamp"],
+        timestamp=options["time_format"],
+        label_field=options["label"],
+        session_field=options["session"],
+        normal_labels=normal_labels or _DEFAULT_NORMAL,
+    )
+
+
+def _string_format(
+    spec: str,
+    timestamp: str | None,
+    timestamp_fields: Sequence[str] | str | None,
+    label_field: str | None,
+    session_field: str | None,
+    normal_labels: Sequence[str] | None,
+) -> RegexFormat:
+    """A loghub-style format string; ``timestamp`` says how its time fields read."""
     regex = format_to_regex(spec)
     names = set(re.compile(regex).groupindex)
     ts = None

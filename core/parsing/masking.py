@@ -125,18 +125,6 @@ class MaskingConfig:
     extra: tuple[tuple[str, str], ...] = ()
     disabled: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
-        return {"extra": [list(m) for m in self.extra], "disabled": list(self.disabled)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> MaskingConfig:
-        try:
-            extra = tuple((str(name), str(regex)) for name, regex in data.get("extra", ()))
-            disabled = tuple(str(name) for name in data.get("disabled", ()))
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise LogWardenError(f"masking config: expected extra=[[name, regex], ...]: {exc}") from exc
-        return cls(extra=extra, disabled=disabled)
-
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*\Z")  # no "__": it marks repeated groups
 _ENGINES = "user masks: RE2, one pass; built-ins: Python re, bounded (masks v2)"  # part of the fingerprint

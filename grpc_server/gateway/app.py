@@ -10,6 +10,9 @@ Endpoints (JSON in and out, field names as in the proto, snake_case; camelCase i
     POST /v1/score          {"events": [Event], "mode": "stream"|"sequence", "request_id"}
                             -> {"results": [EventResult], "sessions": [SessionResult], "model_version", "request_id"}
     POST /v1/score/event    one Logstash event (or a text/plain raw line) -> {"logwarden": {...}, "event": {...}}
+    POST /v1/score/completion  {"input": "<line>" | "<source>\u001f<session>\u001f<line>"}
+                            -> {"completion": "<the /v1/score/event answer as JSON text>"} (Elasticsearch's
+                            ``custom`` inference service, completion task: it takes only strings back)
     POST /v1/labels         {"labels": [Label]} -> {"results": [LabelResult]}       (501 without a label store)
     GET  /v1/model          ModelInfo
     POST /v1/model/reload   {"version": "..."} (empty body: the newest) -> {"previous_version", "model", "changed"}
@@ -280,6 +283,7 @@ class HttpGateway(_HttpSite):
         return [
             web.post("/v1/score", self.score),
             web.post("/v1/score/event", self.score_event),
+            web.post("/v1/score/completion", self.score_completion),
             web.post("/v1/labels", self.labels),
             web.get("/v1/model", self.model),
             web.post("/v1/model/reload", self.reload),
@@ -400,6 +404,15 @@ class HttpGateway(_HttpSite):
         if result.status == INVALID:
             raise logstash.refused(result, where)
         return _json_response(logstash.answer(result))
+
+    async def score_completion(self, request: web.Request) -> web.Response:
+        timeout = self._timeout(request)
+        event = wire.decode_completion(await self._json(request))
+        out = await self._bounded(self.service.score([event], "stream", timeout=timeout), timeout)
+        (result,) = out.results
+        if result.status == INVALID:
+            raise logstash.refused(result, {"message": "input", "source": "input", "session_key": "input"})
+        return _json_response({"completion": _dumps(logstash.answer(result)).decode("utf-8")})
 
     async def labels(self, request: web.Request) -> web.Response:
         if self.service.labels is None:

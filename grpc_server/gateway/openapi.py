@@ -23,10 +23,17 @@ HDFS_LINE_2 = (
     "081109 203519 145 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block "
     "blk_-1608999687919862906 terminating"
 )
-REQUESTS = (wire.ScoreRequest, wire.SubmitLabelsRequest, wire.ReloadRequest, wire.LogstashEvent)
+REQUESTS = (
+    wire.ScoreRequest,
+    wire.SubmitLabelsRequest,
+    wire.ReloadRequest,
+    wire.LogstashEvent,
+    wire.CompletionRequest,
+)
 RESPONSES = (
     wire.ScoreResponse,
     wire.LogstashResponse,
+    wire.CompletionResponse,
     wire.SubmitLabelsResponse,
     wire.ModelInfo,
     wire.ReloadResponse,
@@ -175,6 +182,22 @@ def document(max_events: int = 2000) -> dict:
                 scoring_errors,
                 body=event_body,
                 params=TIMEOUT_PARAMS + _query(Query),
+            )
+        },
+        "/v1/score/completion": {
+            "post": _op(
+                "scoreCompletion",
+                "Score one line for Elasticsearch's custom inference service (completion task, stream mode)",
+                wire.CompletionResponse,
+                scoring_errors,
+                body=_json(
+                    wire.CompletionRequest,
+                    {
+                        "line": {"input": HDFS_LINE_1},
+                        "packed": {"input": f"dn-7{wire.COMPLETION_SEPARATOR}{wire.COMPLETION_SEPARATOR}{HDFS_LINE_2}"},
+                    },
+                ),
+                params=TIMEOUT_PARAMS,
             )
         },
         "/v1/labels": {

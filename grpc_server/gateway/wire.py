@@ -140,6 +140,7 @@ def _enum(prefix: str, words: list[str]) -> Any:
 
 
 REASON_CODES = ["", *(code.value for code in ReasonCode)]
+COMPLETION_SEPARATOR = "\u001f"
 Target = _enum("LABEL_TARGET_", ["event", "session"])
 Verdict = _enum("LABEL_VALUE_", ["anomaly", "normal"])
 Predicted = _enum("LABEL_VALUE_", ["anomaly", "normal", ""])
@@ -253,6 +254,22 @@ class LogstashEvent(BaseModel):
     source: str = ""
     session_key: str = ""
     host: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompletionRequest(Request):
+    """What Elasticsearch's ``inference`` processor sends through a ``custom`` completion endpoint whose request
+    template is ``{"input": ${input}}`` (plugins/elasticsearch): one string per document, the log line or
+    ``source␟session␟line`` (U+001F between them; source and session may be empty). Stream mode."""
+
+    input: Text = Field(description="the log line, or source, session key and line joined by U+001F")
+
+    def to_service(self) -> EventIn:
+        parts = self.input.split(COMPLETION_SEPARATOR)
+        if len(parts) == 1:
+            return EventIn(message=parts[0])
+        if len(parts) == 3:
+            return EventIn(message=parts[2], source=parts[0], session_key=parts[1])
+        raise InvalidRequest("input", "must be a line, or source, session key and line joined by two U+001F")
 
 
 # -- responses -----------------------------------------------------------------------------------------
@@ -390,6 +407,12 @@ class LogstashResponse(Response):
     event: RiskScore
 
 
+class CompletionResponse(Response):
+    """Elasticsearch's completion task takes only a string back (``completion_result: "$.completion"``)."""
+
+    completion: str = Field(description="the answer of POST /v1/score/event (LogstashResponse) as JSON text")
+
+
 class ErrorDetail(Response):
     message: str
     field: str = Field(description="the input at fault, if any")
@@ -435,6 +458,11 @@ def decode_labels(body: Any, limits: Limits) -> list[LabelIn | InvalidRequest]:
         request, _ = _validate(SubmitLabelsRequest, {**body, "labels": good}, "labels")
     good_labels = iter(request.labels)
     return [bad[i] if i in bad else next(good_labels).to_service() for i in range(len(labels))]
+
+
+def decode_completion(body: Any) -> EventIn:
+    request, _ = _validate(CompletionRequest, body, "")
+    return request.to_service()
 
 
 def decode_reload(body: Any) -> tuple[str | None, str]:

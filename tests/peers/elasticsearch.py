@@ -19,7 +19,7 @@ the parts integrations use, and says so with a 400 where it does not:
   (path default), ``_id`` (generated when absent), ``if_seq_no``/``if_primary_term``, ``retry_on_conflict``,
   ``pipeline``; per-item results in request order (201/200, 409 conflicts, 404 missing, 400 bad
   documents) and ``errors``; ``filter_path`` on every API.
-* Documents: ``GET|HEAD /{index}/_doc/{id}``, ``PUT|POST /{index}/_doc[/{id}]``, ``/_create/{id}``,
+* Documents: ``GET|HEAD /{index}/_doc/{id}``, ``_mget``, ``PUT|POST /{index}/_doc[/{id}]``, ``/_create/{id}``,
   ``POST /{index}/_update/{id}`` (``doc``, ``upsert``, ``doc_as_upsert``, ``detect_noop``),
   ``DELETE /{index}/_doc/{id}``.
 * Search: ``/_search`` and ``/{target}/_search`` (query DSL subset of ``es_dsl``), ``sort``,
@@ -1039,6 +1039,7 @@ ROUTES: list[Route] = [
     _route("GET|POST", "/_search", "search"),
     _route("GET|POST", "/_count", "count"),
     _route("DELETE", "/_pit", "close_pit"),
+    _route("GET|POST", "/_mget", "mget"),
     _route("GET|POST", "/_refresh", "refresh"),
     _route("GET", "/_index_template", "get_stored"),
     _route("PUT|POST|GET|HEAD|DELETE", "/_index_template/{name}", "stored"),
@@ -1052,6 +1053,7 @@ ROUTES: list[Route] = [
     _route("GET|POST", "/{index}/_search", "search"),
     _route("GET|POST", "/{index}/_count", "count"),
     _route("POST", "/{index}/_pit", "open_pit"),
+    _route("GET|POST", "/{index}/_mget", "mget"),
     _route("GET|POST", "/{index}/_refresh", "refresh"),
     _route("POST", "/{index}/_rollover", "rollover"),
     _route("GET", "/{index}/_mapping", "mapping"),
@@ -1265,15 +1267,15 @@ class ElasticsearchPeer:
         params = {k: v for k, v in request.query.items()}
         captured, compat = None, None
         try:
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
             try:
                 raw = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 raise EsError(413, *FAULT_REASONS[413]) from None
             body = self._decode(request, raw)
             captured = Captured(method, path, list(request.query.items()), dict(request.headers), raw, body)
-            self.requests.append(captured)
+            self.requests.append(captured)  # status 0 until answered
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             if self._auth and request.headers.get(hdrs.AUTHORIZATION) not in self._auth:
                 raise EsError(
                     401,
@@ -1608,6 +1610,23 @@ class ElasticsearchPeer:
         if status == 200 and "_source" in params:
             answer["_source"] = filter_source(answer["_source"], params["_source"])
         return status, answer
+
+    def _api_mget(self, method, path, params, body, index=None):
+        spec = self._json(body, required=True)
+        wanted = spec.get("docs") or [{"_id": i} for i in spec.get("ids", [])]
+        if not wanted:
+            raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: no documents to get;")
+        docs = []
+        for item in wanted:
+            target = item.get("_index") or index
+            if not target:
+                raise EsError(400, "action_request_validation_exception", "Validation Failed: 1: index is missing;")
+            try:
+                _, answer = self.cluster.get(target, str(item["_id"]))
+            except EsError as exc:
+                answer = {"_index": target, "_id": str(item["_id"]), "error": exc.cause()}
+            docs.append(answer)
+        return 200, {"docs": docs}
 
     def _api_get_source(self, method, path, params, body, index, id):
         status, answer = self.cluster.get(index, id)

@@ -5,8 +5,8 @@ with a configuration of its own, on loopback, as a real shipper.
         ...                                     # sng.log_text() is its own log (-e: to stderr)
 
 Every path it is given is absolute (``-f``, ``-R`` persist file, ``-p`` pid file, ``-c`` control socket):
-relative ones resolve under ``/var/lib/syslog-ng`` (INTEGRATIONS.md §8.1). ``.ci/run`` installs the
-packages when absent; a test never does.
+relative ones resolve under ``/var/lib/syslog-ng`` (INTEGRATIONS.md §8.1). ``.ci/system-deps`` (run by
+``make test`` and ``.ci/run``) installs the packages when absent; a test never does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ HEADER = '@version: 3.38\n@include "scl.conf"\n'
 def syslog_ng_binary() -> str:
     found = shutil.which("syslog-ng") or ("/usr/sbin/syslog-ng" if Path("/usr/sbin/syslog-ng").exists() else None)
     if not found:
-        raise RuntimeError(f"syslog-ng is not installed: apt-get install {PACKAGES} (.ci/run does it)")
+        raise RuntimeError(f"syslog-ng is not installed: apt-get install {PACKAGES} (.ci/system-deps does it)")
     return found
 
 

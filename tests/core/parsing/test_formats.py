@@ -84,7 +84,7 @@ def test_hdfs_preset_on_generated_lines() -> None:
     assert record.fields["Component"] == "dfs.DataNode$PacketResponder"
     assert record.timestamp == epoch(2008, 11, 9, 20, 36, 15)
     assert fmt.preset is PRESETS["hdfs"] and fmt.preset.session_key_regex == r"blk_-?\d+"
-    assert fmt.spec == "hdfs" and not fmt.has_labels
+    assert fmt.spec == "hdfs" and fmt.label_field is None
 
 
 def test_bgl_preset_labels_and_epoch() -> None:
@@ -100,7 +100,7 @@ def test_bgl_preset_labels_and_epoch() -> None:
     assert (normal.label, alert.label) == (0, 1)
     assert normal.timestamp == 1117838570.0
     assert alert.content == "data TLB error interrupt" and alert.fields["Node"] == "R30-M0-N9-C:J16-U01"
-    assert fmt.has_labels and fmt.preset is not None and fmt.preset.session_window == "time:60"
+    assert fmt.label_field is not None and fmt.preset is not None and fmt.preset.session_window == "time:60"
 
 
 def test_thunderbird_preset_with_and_without_pid_and_component() -> None:
@@ -202,7 +202,7 @@ def test_loghub_samples_parse_completely_when_present() -> None:
         assert len(lines) == 2000
         records = [fmt.parse(line) for line in lines]
         assert all(r.timestamp is not None and r.content for r in records)
-        if fmt.has_labels:
+        if fmt.label_field is not None:
             assert {r.label for r in records} <= {0, 1}
 
 

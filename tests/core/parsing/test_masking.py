@@ -88,8 +88,3 @@ def test_bad_user_masks_are_named(extra: tuple, message: str) -> None:
 def test_unknown_disabled_mask_is_an_error() -> None:
     with pytest.raises(LogWardenError, match="nosuch"):
         Masker(MaskingConfig(disabled=("nosuch",)))
-
-
-def test_config_dict_round_trip() -> None:
-    config = MaskingConfig(extra=(("t", r"T\d+"),), disabled=("url",))
-    assert MaskingConfig.from_dict(config.to_dict()) == config

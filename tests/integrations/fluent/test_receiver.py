@@ -326,12 +326,11 @@ def test_source_session_and_route_come_from_the_configured_keys(scorer, hop):
             fs.send(msgpack.packb(["t", entries, {"chunk": "c"}]))
             fs.ack()
     session = hop.records[0].record["logwarden"]["session_key"]
-    windows = scorer.server.windows
+    windows = scorer.server.windows.default
     stored = scorer.run(windows.get_many([window_key("pod-7", session)]))[0]
     assert stored is not None and len(stored["keys"]) == 3  # the window is the pod's, not the tag's
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 11: the server honours ScoreRequest.idempotency_key")
 def test_a_resent_chunk_advances_the_window_once(receiver, hop, scorer):
     frame, cid = _chunk(BLOCK[:6], tag="idem")
     for _ in range(2):  # the ack was lost: Fluent Bit sends the same chunk (same chunk id) again
@@ -339,5 +338,5 @@ def test_a_resent_chunk_advances_the_window_once(receiver, hop, scorer):
             fs.send(frame)
             assert fs.ack() == cid.encode()
     session = hop.records[0].record["logwarden"]["session_key"]
-    stored = scorer.run(scorer.server.windows.get_many([window_key("idem", session)]))[0]
+    stored = scorer.run(scorer.server.windows.default.get_many([window_key("idem", session)]))[0]
     assert len(stored["keys"]) == 6

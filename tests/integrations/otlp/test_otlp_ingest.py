@@ -122,7 +122,6 @@ def test_next_hop_down_is_unavailable(server, hec):
     assert hec.events == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 11: the server honours ScoreRequest.idempotency_key")
 def test_a_resent_batch_advances_the_window_once(server, hec):
     block = next(lines for lines in sessions_by_block(3, seed=6, anomaly_rate=0.0).values() if len(lines) >= 6)
     request = _fluent_bit_request(block[:6])
@@ -130,5 +129,5 @@ def test_a_resent_batch_advances_the_window_once(server, hec):
         for _ in range(2):  # the exporter resends the whole batch after a lost answer
             pbg.LogsServiceStub(channel).Export(request, metadata=[("authorization", f"Bearer {TOKEN}")])
     session = hec.events[0]["event"]["logwarden"]["session_key"]
-    stored = server.run(server.server.windows.get_many([window_key("otlp", session)]))[0]
+    stored = server.run(server.server.windows.default.get_many([window_key("otlp", session)]))[0]
     assert len(stored["keys"]) == 6

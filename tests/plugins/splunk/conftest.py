@@ -58,7 +58,7 @@ def store_settings(splunkd: Splunkd, url: str, token: str = TOKEN) -> None:
     splunkd.passwords[("ta_logwarden", "ta_logwarden:scoring_server:")] = {
         "realm": "ta_logwarden",
         "username": "scoring_server",
-        "password": json.dumps({"url": url, "token": token, "ca_pem": "", "timeout_s": 5}),
+        "password": json.dumps({"url": url, "token": token, "ca_pem": "", "timeout_s": 60}),
     }
 
 

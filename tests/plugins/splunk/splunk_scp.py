@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HEADER = b"chunked 1.0,%d,%d\n"
+_SEARCHES = itertools.count(1)
 
 
 def frame(metadata: Mapping[str, Any], body: bytes = b"") -> bytes:
@@ -31,7 +34,7 @@ def searchinfo(args: Sequence[str], dispatch_dir: str, **overrides: Any) -> dict
         "args": list(args),
         "raw_args": list(args),
         "dispatch_dir": dispatch_dir,
-        "sid": "1733130000.42",
+        "sid": f"{int(time.time())}.{next(_SEARCHES)}",  # every search has its own id, as in splunkd
         "app": "search",
         "owner": "ann",
         "username": "ann",

@@ -31,7 +31,9 @@ def scored(splunk_app, scorer, tmp_path_factory, command_env) -> list[dict]:
         _, replies, code = search(PYTHONS[-1], splunk_app, [], chunks_of(rows, 10), d, command_env, peer.uri)
     assert code == 0
     out = replies[-1].rows
-    assert all(r["logwarden_status"] == "scored" for r in out)
+    assert all(r["logwarden_status"] == "scored" for r in out), [
+        (r["logwarden_status"], r.get("logwarden_reason")) for r in out
+    ][:3]
     return out
 
 
