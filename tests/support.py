@@ -24,11 +24,14 @@ def sessions_by_block(n_sessions: int, seed: int, anomaly_rate: float = 0.3) -> 
 
 
 def engine_verdicts(model_root: Path, sessions: dict[str, list[str]]) -> dict:
-    """The engine's own verdicts for each whole session: {block: SessionVerdict}."""
+    """The engine's own verdicts for each whole session: {block: SessionVerdict} (templates the model does
+    not know judged from their lines, as the server does)."""
     detector = Detector.load(model_root)
     fmt = get_format(detector.line_format)
-    keys = [[detector.parse(fmt.parse(line)).key for line in lines] for lines in sessions.values()]
-    return dict(zip(sessions, detector.score_keys(keys), strict=True))
+    records = [[fmt.parse(line) for line in lines] for lines in sessions.values()]
+    keys = [[detector.parse(r).key for r in session] for session in records]
+    lines = [[detector.line(r) for r in session] for session in records]
+    return dict(zip(sessions, detector.score_keys(keys, lines=lines), strict=True))
 
 
 class MemoryLabels:

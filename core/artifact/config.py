@@ -8,17 +8,23 @@ whenever what a version directory holds changes meaning:
   combination check lack ``score_end``, ``calibration.end_surprisal``, ``calibration.combination_fpr``,
   ``check_combinations``, ``min_template_sessions`` and ``combinations``.
 * format 2: the same content, validated strictly (an unknown or mistyped key is refused).
+* format 3: templates the model does not know are judged by their novelty (``novelty``, ``novelty_mode``,
+  ``calibration.novelty_threshold`` and ``novelty_fpr``); windows by their templates' counts (``counts``,
+  ``check_counts``, ``calibration.count_threshold`` and ``count_fpr``); the validation split (``val_split``); what
+  training decided and warned about (``notes``); session rules may window per field or globally and cap
+  long windows (``sessions.scope``, ``sessions.max_events``).
 
-``parse_config`` reads both: a format-1 config goes through ``upgrade_1_to_2`` (the one documented step: the
+``parse_config`` reads all three: older configs go through the documented steps (``upgrade_1_to_2``: the
 keys above get the values that reproduce how such a version judged sessions: the end by top-K, no
-combination check). A newer format is refused with a message naming both numbers.
+combination check; ``upgrade_2_to_3``: every unknown template alerts, as it did, and no count check). A newer
+format is refused with a message naming both numbers.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -27,7 +33,7 @@ from logwarden.core.errors import LogWardenError
 from logwarden.core.model.config import ModelConfig, TrainConfig
 from logwarden.core.parsing.sessions import SessionRule
 
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
 
 
 def package_version() -> str:
@@ -47,6 +53,10 @@ class FitDefaults:
     score_end: bool = True  # also check that a complete session ends where normal ones do
     min_template_sessions: int = 5  # rarer templates (and template combinations) alert like new ones
     check_combinations: bool = True  # also judge a complete session's set of templates
+    novelty: Literal["graded", "always"] = "graded"  # how a template the model does not know is judged
+    val_split: Literal["auto", "random", "chronological"] = "auto"  # auto: chronological for windows
+    auto_min_template_sessions: bool = True  # lower min_template_sessions when rare templates fill validation
+    check_counts: bool = True  # windows (time or count): also judge how often each template appears
 
 
 FIT = FitDefaults()
@@ -78,6 +88,12 @@ class ArtifactConfig(BaseModel):
     min_template_sessions: int = FIT.min_template_sessions
     check_combinations: bool = FIT.check_combinations
     combinations: dict[str, Any] | None = None  # Combinations.to_dict(); None: the check is off
+    check_counts: bool = FIT.check_counts
+    counts: dict[str, Any] | None = None  # Counts.to_dict(); None: the count check is off
+    novelty_mode: Literal["graded", "always"] = FIT.novelty
+    novelty: dict[str, Any] | None = None  # Novelty.to_dict(); None: unknown templates have no text to judge
+    val_split: Literal["random", "chronological"] = "random"
+    notes: list[dict[str, str]] = []  # what training decided or warns about: {"code", "message"}
     fingerprint: Fingerprint
     metrics: dict[str, Any]
     line_format: str = ""
@@ -107,7 +123,27 @@ def upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-UPGRADES = {1: upgrade_1_to_2}
+def upgrade_2_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """A format-2 config as format 3: every template the model does not know alerts, as it did."""
+    data = dict(data)
+    calibration = dict(data.get("calibration") or {})
+    calibration.setdefault("novelty_threshold", None)
+    calibration.setdefault("novelty_fpr", None)
+    calibration.setdefault("count_threshold", None)
+    calibration.setdefault("count_fpr", None)
+    data["calibration"] = calibration
+    data.setdefault("novelty_mode", "always")
+    data.setdefault("novelty", None)
+    data.setdefault("check_counts", False)
+    data.setdefault("counts", None)
+    sessions = dict(data.get("sessions") or {})
+    sessions.setdefault("max_events", 0)  # windows were never cut
+    data["sessions"] = sessions
+    data["artifact_format"] = 3
+    return data
+
+
+UPGRADES = {1: upgrade_1_to_2, 2: upgrade_2_to_3}
 
 
 def parse_config(data: Any, where: str) -> ArtifactConfig:

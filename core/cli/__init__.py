@@ -15,6 +15,7 @@ from logwarden.core.errors import LogWardenError
 
 SUBCOMMANDS = (
     "logwarden.core.cli.generate",
+    "logwarden.core.cli.split",
     "logwarden.core.cli.train",
     "logwarden.core.cli.score",
     "logwarden.core.cli.evaluate",

@@ -101,14 +101,20 @@ def check_input(stats, fmt) -> None:
         raise LogWardenError(f"none of the {stats.lines} lines could be read as format {fmt.spec!r}: {stats.summary()}")
 
 
-def load_detector(
-    model: Path, version: str | None, backend: str, device: str, fmt_spec: str | None, settings: InputSettings
-):
-    """The model version and the line format to read inputs with (the model's; ``fmt_spec`` must agree)."""
+def load_detector(settings):
+    """The model version ``settings`` (a ``ModelChoice``) name, and the line format to read inputs with (the
+    model's; ``--format`` must agree)."""
     from logwarden.core.detect.detector import Detector
 
-    detector = Detector.load(model, version=version, backend=backend, device=device)
+    detector = Detector.load(
+        settings.model,
+        version=settings.model_version,
+        backend=settings.backend,
+        device=settings.device,
+        threads=settings.threads,
+    )
     spec = detector.line_format
+    fmt_spec = settings.format
     if fmt_spec and fmt_spec != spec:
         fmt = line_format(fmt_spec, settings)
         if fmt.spec != spec:

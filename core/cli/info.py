@@ -34,6 +34,15 @@ def run(s: InfoSettings, args) -> int:
     if cfg.get("combinations"):  # the list itself is long; its size says enough here
         combinations = cfg["combinations"]
         cfg["combinations"] = {"min_sessions": combinations["min_sessions"], "known": len(combinations["known"])}
+    if cfg.get("novelty"):  # the known templates and learned words are long too: their sizes say enough here
+        novelty = cfg["novelty"]
+        cfg["novelty"] = {
+            "templates": len(novelty["templates"]),
+            "words": len(novelty.get("severity") or {}),
+            "level_field": novelty.get("level_field"),
+        }
+    if cfg.get("counts"):
+        cfg["counts"] = {"templates": len(cfg["counts"]["most"])}
     cfg["versions"] = artifact.list_versions(files.path.parent)
     print(json.dumps(cfg, indent=2))
     return 0

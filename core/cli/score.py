@@ -24,6 +24,9 @@ class ModelChoice(InputSettings):
     format: str | None = Field(None, description="must match the model's line format (default: the model's)")
     backend: Literal["onnx", "torch"] = Field("onnx", description="inference backend (both give the same verdicts)")
     device: str = Field("auto", description="torch backend device: auto, cpu, cuda")
+    threads: int = Field(
+        0, ge=0, description="inference threads of the backend (0: one per core; fewer is faster on a busy machine)"
+    )
 
 
 class ScoreSettings(ModelChoice):
@@ -50,7 +53,7 @@ def run(s: ScoreSettings, args) -> int:
     from logwarden.core.parsing.reader import ReadStats
     from logwarden.core.pipeline.score import score_records
 
-    detector, fmt = load_detector(s.model, s.model_version, s.backend, s.device, s.format, s)
+    detector, fmt = load_detector(s)
     stats = ReadStats()
     out = sys.stdout if s.output == "-" else open(s.output, "w", encoding="utf-8")  # noqa: SIM115
     counts: Counter[str] = Counter()

@@ -48,6 +48,19 @@ class TrainSettings(InputSettings, EsConnectionSettings):
     time_window: float | None = Field(None, gt=0, description="sessions are time windows of this many seconds")
     count_window: int | None = Field(None, ge=1, description="sessions are windows of this many events")
     step: float | None = Field(None, gt=0, description="window step (seconds or events); default: the window length")
+    window_by: str = Field(
+        "source",
+        description="windows' timelines: 'source' (each input file or stream), 'global' (all inputs together) "
+        "or a field naming a node or host (e.g. Node for bgl, User for thunderbird): one timeline per value",
+    )
+    max_window_events: int = Field(
+        1000, ge=0, description="windows holding more events are cut into parts of this many (0: never)"
+    )
+    until: str | None = Field(
+        None,
+        description="train on the lines before this time only (epoch seconds or ISO 8601, e.g. 2005-11-09T12:00); "
+        "evaluate on the rest with `evaluate --from` the same time",
+    )
     # model and training
     layers: int = Field(2, ge=1, description="GPT-2 layers")
     heads: int = Field(4, ge=1, description="attention heads")
@@ -69,8 +82,25 @@ class TrainSettings(InputSettings, EsConnectionSettings):
         description="judge a complete session's set of templates (a rare combination "
         "alerts when calibration finds that check within the target FPR)",
     )
+    novelty: Literal["graded", "always"] = Field(
+        "graded",
+        description="templates the model does not know: 'graded' judges how unlike known templates and how "
+        "severe they are (threshold from validation data), 'always' makes every one an anomaly",
+    )
+    check_counts: bool = Field(
+        True, description="windows: also flag a template appearing more often than in any normal training window"
+    )
+    auto_min_template_sessions: bool = Field(
+        True,
+        description="lower --min-template-sessions when templates too rare to model fill more than the target "
+        "share of the validation sessions",
+    )
+    val_split: Literal["auto", "random", "chronological"] = Field(
+        "auto", description="how validation sessions are held out: auto = the last ones for windows, else random"
+    )
     seed: int = Field(7, description="random seed: the same data and seed give the same model")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="training device")
+    threads: int = Field(0, ge=0, description="torch threads (0: one per core; fewer is faster on a busy machine)")
     val_fraction: float = Field(0.2, gt=0, lt=1, description="share of normal sessions held out for calibration")
     target_fpr: float = Field(0.005, ge=0, lt=1, description="share of normal validation sessions allowed to alert")
     sim_th: float = Field(0.55, ge=0, le=1, description="Drain similarity threshold")
@@ -88,7 +118,9 @@ def _inputs(parser) -> None:
 
 
 def session_rule(s: TrainSettings, fmt):
-    """The session rule the flags ask for, else the format's own."""
+    """The session rule the flags ask for, else the format's own (windows cut per ``--window-by``)."""
+    from dataclasses import replace
+
     from logwarden.core.parsing.sessions import SessionRule, default_session_rule
 
     if s.session_field:
@@ -96,19 +128,34 @@ def session_rule(s: TrainSettings, fmt):
     if s.session_key:
         return SessionRule(kind="key", key_regex=s.session_key)
     if s.time_window:
-        return SessionRule(kind="time", window_seconds=s.time_window, step_seconds=s.step or s.time_window)
-    if s.count_window:
+        rule = SessionRule(kind="time", window_seconds=s.time_window, step_seconds=s.step or s.time_window)
+    elif s.count_window:
         step = int(s.step or s.count_window)
-        return SessionRule(kind="count", window_size=s.count_window, step_size=step)
-    return default_session_rule(fmt)
+        rule = SessionRule(kind="count", window_size=s.count_window, step_size=step)
+    else:
+        rule = default_session_rule(fmt)
+    if not rule.windowed:
+        return rule
+    if s.window_by in ("source", "global"):
+        return replace(rule, scope=s.window_by, max_events=s.max_window_events)
+    fields = getattr(fmt, "fields", ())
+    if fields and s.window_by not in fields:
+        raise LogWardenError(
+            f"--window-by {s.window_by!r}: the format has no such field (its fields: {', '.join(fields)}; "
+            "or use source or global)"
+        )
+    return replace(rule, scope="field", group_field=s.window_by, max_events=s.max_window_events)
 
 
 def run(s: TrainSettings, args) -> int:
+    from logwarden.core.model.backends import set_torch_threads
     from logwarden.core.model.config import ModelConfig, TrainConfig
     from logwarden.core.parsing.reader import ReadStats
     from logwarden.core.parsing.templates import ParserConfig, TemplateParser
     from logwarden.core.pipeline.fit import FitSettings, save_detector, train_from_logs
+    from logwarden.core.pipeline.split import before, parse_time
 
+    set_torch_threads(s.threads)
     fmt = line_format(s.format, s)
     rule = session_rule(s, fmt)
     labels = read_session_labels(s.labels) if s.labels else None
@@ -121,6 +168,10 @@ def run(s: TrainSettings, args) -> int:
         target_fpr=s.target_fpr,
         min_template_sessions=s.min_template_sessions,
         check_combinations=s.check_combinations,
+        novelty=s.novelty,
+        val_split=s.val_split,
+        auto_min_template_sessions=s.auto_min_template_sessions,
+        check_counts=s.check_counts,
     )
     stats = ReadStats()
     parser = TemplateParser(ParserConfig(sim_th=s.sim_th, depth=s.depth))
@@ -144,6 +195,8 @@ def run(s: TrainSettings, args) -> int:
         records = read_inputs(args.inputs, fmt, s, stats)
     else:
         raise LogWardenError("no input: give log files or --from-es INDEX")
+    if s.until is not None:
+        records = before(records, parse_time(s.until))
     fit, data = train_from_logs(
         records,
         parser=parser,
@@ -152,27 +205,49 @@ def run(s: TrainSettings, args) -> int:
         line_format=fmt.spec,
         session_labels=labels.get if labels else None,
         progress=not s.quiet,
+        level_field=fmt.level_field,
     )
     check_input(stats, fmt)
     path = save_detector(fit.detector, s.out, onnx=s.onnx)
-    cal = fit.detector.calibration
     print(stats.summary(), file=sys.stderr)
-    print(
-        json.dumps(
-            {
-                "model": str(path),
-                "version": fit.detector.version,
-                "templates": data["templates"],
-                "train_sessions": fit.n_train,
-                "val_sessions": fit.n_val,
-                "k": cal.k,
-                "end_surprisal": None if cal.end_surprisal is None else round(cal.end_surprisal, 4),
-                "combinations": None if fit.detector.combinations is None else len(fit.detector.combinations),
-                "combination_fpr": cal.combination_fpr,
-                "validation_fpr": cal.validation_fpr,
-                "best_val_loss": round(fit.train_result.best_val_loss, 5),
-                "train_seconds": round(fit.train_result.seconds, 1),
-            }
-        )
-    )
+    for item in fit.notes:
+        print(f"{'warning' if item['kind'] == 'warning' else 'decided'}: {item['message']}", file=sys.stderr)
+    print(json.dumps(training_summary(fit, data, path)))
     return 0
+
+
+def training_summary(fit, data: dict, path) -> dict:
+    """What ``train`` prints (one JSON object): sizes, the vocabulary beside K, every check's threshold and
+    share of the validation sessions, the validation FPR of the saved model, and the notes (codes)."""
+    detector = fit.detector
+    cal = detector.calibration
+
+    def rounded(value, digits=4):
+        return None if value is None else round(value, digits)
+
+    return {
+        "model": str(path),
+        "version": detector.version,
+        "templates": data["templates"],
+        "vocabulary": len(detector.vocab.keys),
+        "min_template_sessions": detector.config.min_template_sessions,
+        "train_sessions": fit.n_train,
+        "val_sessions": fit.n_val,
+        "val_split": detector.config.val_split,
+        "k": cal.k,
+        "k_effective": min(cal.k, detector.candidates),
+        "k_candidates": detector.candidates,
+        "end_surprisal": rounded(cal.end_surprisal),
+        "combinations": None if detector.combinations is None else len(detector.combinations),
+        "combination_fpr": rounded(cal.combination_fpr),
+        "novelty_threshold": rounded(cal.novelty_threshold),
+        "novelty_fpr": rounded(cal.novelty_fpr),
+        "count_threshold": rounded(cal.count_threshold),
+        "count_fpr": rounded(cal.count_fpr),
+        "target_fpr": cal.target_fpr,
+        "validation_fpr": rounded(cal.validation_fpr, 6),
+        "windows_capped": data.get("windows_capped", 0),
+        "notes": [n["code"] for n in fit.notes],
+        "best_val_loss": round(fit.train_result.best_val_loss, 5),
+        "train_seconds": round(fit.train_result.seconds, 1),
+    }

@@ -2,9 +2,14 @@
 
 Per event it reports the rank of the observed key among the model's predictions, its surprisal,
 a score in [0, 1] (0.5 is the decision boundary) and, when anomalous, the reason and the templates
-the model expected instead. A complete session's end is judged too (could it end here?), and so is its
-set of templates (is it an established normal combination?). A session is anomalous when any of its
-events, its end or its combination is.
+the model expected instead. A template the model does not know (new, or too rare to be modelled) is
+judged by its novelty (``core.detect.novelty``: how unlike the known normal templates it is and how
+severe its new words and level are), which names the closest known template. A complete session's end
+is judged too (could it end here?), and so is its set of templates (is it an established normal
+combination?). A session is anomalous when any of its events, its end or its combination is.
+
+Only the torch backend needs torch: a detector loaded for onnxruntime builds the torch network the first
+time ``model`` is read (saving, the torch backend), so scoring starts without importing torch.
 """
 
 from __future__ import annotations
@@ -14,27 +19,35 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from safetensors.torch import load_file
-from transformers import GPT2LMHeadModel
+import numpy as np
 
 from logwarden.core.artifact import store as artifact
 from logwarden.core.artifact.config import ArtifactConfig
-from logwarden.core.detect.calibration import scores_from_margins
+from logwarden.core.detect.calibration import novelty_scores, scores_from_margins
 from logwarden.core.detect.combinations import RARE_COMBINATION, Combinations
+from logwarden.core.detect.counts import Counts, Excess
 from logwarden.core.detect.next_key import score_sequences
+from logwarden.core.detect.novelty import Judgement, Novelty
 from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.errors import LogWardenError
-from logwarden.core.model.backends import Backend, OnnxBackend, TorchBackend
-from logwarden.core.model.gpt2 import build_model
 from logwarden.core.model.vocab import BOS, EOS, SPECIAL_TOKENS, UNK, Vocab
 from logwarden.core.parsing.sessions import Event
 from logwarden.core.parsing.templates import TemplateParser
 from logwarden.core.records import LogRecord
 
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
+
+    from logwarden.core.model.backends import Backend
+
 NEW_TEMPLATE = "new template (never seen in training)"
 RARE_TEMPLATE = "rare template (in too few normal training sessions to be modelled)"
 ENDED_EARLY = "session ended early"  # the end is judged by probability, not by K (see calibration)
+
+Line = tuple[str, str | None]
+"""What the novelty of an event is judged from: its content and its level (None: the line has no level)."""
 
 
 @dataclass(slots=True)
@@ -58,6 +71,7 @@ class EventVerdict:
     reason: str = ""
     expected: list[Expected] = field(default_factory=list)
     reason_code: ReasonCode | None = None  # set when anomalous
+    novelty: dict[str, Any] | None = None  # a template the model does not know: how it was judged
 
     def to_dict(self) -> dict:
         out = {
@@ -68,6 +82,8 @@ class EventVerdict:
             "score": round(self.score, 6),
             "anomalous": self.anomalous,
         }
+        if self.novelty is not None:
+            out["novelty"] = self.novelty
         if self.anomalous:
             out["reason"] = self.reason
             out["reason_code"] = self.reason_code.value if self.reason_code else None
@@ -89,47 +105,85 @@ class SessionVerdict:
     def n_anomalous(self) -> int:
         return sum(e.anomalous for e in self.events) + int(bool(self.end and self.end.anomalous))
 
+    @property
+    def first_anomalous(self) -> int | None:
+        """Index in the session of the first anomalous event (None: no event is; the end or combination is)."""
+        return next((i for i, e in enumerate(self.events) if e.anomalous), None)
+
 
 class Detector:
     """Everything needed to score: the network and its backend, the typed artifact config (vocabulary,
-    calibration, session rule, combinations), and the template parser."""
+    calibration, session rule, combinations, novelty), and the template parser."""
 
     def __init__(
         self,
         *,
-        model: GPT2LMHeadModel,
         config: ArtifactConfig,
+        model: GPT2LMHeadModel | None = None,
         parser: TemplateParser | None = None,
         backend: Backend | None = None,
         path: Path | None = None,
+        weights: Path | None = None,
     ) -> None:
-        self.model = model
+        if model is None and weights is None:
+            raise LogWardenError("a detector needs its network or the path of its weights")
+        self._model = model
+        self._weights = weights
         self.config = config
         self.model_config = config.model
         self.vocab = Vocab(config.vocab)
         self.calibration = config.calibration
         self.rule = config.sessions
         self.combinations = Combinations.from_dict(config.combinations) if config.combinations else None
+        self.novelty = Novelty.from_dict(config.novelty) if config.novelty else None
+        self.counts = Counts.from_dict(config.counts) if config.counts else None
         self.parser = parser
-        self.backend = backend or TorchBackend(model)
+        if backend is None:
+            from logwarden.core.model.backends import TorchBackend
+
+            backend = TorchBackend(self.model)
+        self.backend = backend
         self.path = path
+
+    @property
+    def model(self) -> GPT2LMHeadModel:
+        """The torch network (built and loaded on first use when the detector was loaded for onnxruntime)."""
+        if self._model is None:
+            self._model = build_network(self.config, self._weights)
+        return self._model
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path | str, *, version: str | None = None, backend: str = "onnx", device: str = "auto"):
-        """Load a model version (the newest under ``path`` unless ``version`` is given)."""
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        version: str | None = None,
+        backend: str = "onnx",
+        device: str = "auto",
+        threads: int = 0,
+    ):
+        """Load a model version (the newest under ``path`` unless ``version`` is given).
+
+        ``threads``: intra-op threads of the backend (0: the library's default)."""
         files = artifact.read_config(artifact.resolve(Path(path), version))
         cfg = files.config
         parser = TemplateParser.from_state(artifact.read_json(files.path / artifact.PARSER))
-        model = build_model(cfg.model, len(cfg.vocab) + len(SPECIAL_TOKENS))
-        load_weights(model, files.path / artifact.WEIGHTS)
+        weights = files.path / artifact.WEIGHTS
         if backend == "onnx":
-            engine: Backend = OnnxBackend(files.path / artifact.ONNX)
-        elif backend == "torch":
+            from logwarden.core.model.backends import OnnxBackend
+
+            check_weights_file(weights)
+            engine: Backend = OnnxBackend(files.path / artifact.ONNX, threads=threads)
+            return cls(config=cfg, parser=parser, backend=engine, path=files.path, weights=weights)
+        if backend == "torch":
+            from logwarden.core.model.backends import TorchBackend, set_torch_threads
+
+            set_torch_threads(threads)
+            model = build_network(cfg, weights)
             engine = TorchBackend(model, device=device)
-        else:
-            raise LogWardenError(f"unknown backend {backend!r}: use onnx or torch")
-        return cls(model=model, config=cfg, parser=parser, backend=engine, path=files.path)
+            return cls(config=cfg, model=model, parser=parser, backend=engine, path=files.path, weights=weights)
+        raise LogWardenError(f"unknown backend {backend!r}: use onnx or torch")
 
     @property
     def version(self) -> str:
@@ -146,6 +200,11 @@ class Detector:
             raise LogWardenError("this detector has no template parser (it was built from key sequences)")
         cluster = self.parser.match(record.content)
         return Event(record, None if cluster is None else str(cluster))
+
+    def line(self, record: LogRecord) -> Line:
+        """What the novelty of ``record`` is judged from: its content and its level field's value."""
+        level_field = self.novelty.level_field if self.novelty is not None else None
+        return record.content, (record.fields.get(level_field) if level_field else None)
 
     def new_template_text(self, content: str) -> str:
         """What an unseen line looks like as a template: its content with the variables masked as ``<*>``."""
@@ -173,6 +232,11 @@ class Detector:
             self._templates[key] = text
         return text
 
+    @property
+    def candidates(self) -> int:
+        """How many next keys the model can predict: the modelled templates and the end of a session."""
+        return len(self.vocab.keys) + 1
+
     # -- scoring ---------------------------------------------------------------------------------
     def score_keys(
         self,
@@ -183,6 +247,7 @@ class Detector:
         starts: Sequence[int] | None = None,
         n_expected: int = 3,
         whole: Sequence[bool] | None = None,
+        lines: Sequence[Sequence[Line | None] | None] | None = None,
     ) -> list[SessionVerdict]:
         """Verdicts for sessions given as key sequences (None = new template).
 
@@ -192,6 +257,8 @@ class Detector:
         the index of the first event to score: earlier events are context only and get no verdict.
         ``whole`` says per session whether its keys are all of it (stream mode: not once its window
         dropped early keys); a complete session's combination is judged only then (default: all are).
+        ``lines`` gives per session and event the ``Line`` (content, level) a template the model does not
+        know is judged from (None: a rare template is judged from its template text, a new one has none).
         """
         cal = self.calibration
         ks = [cal.k] * len(sessions) if k is None else ([k] * len(sessions) if isinstance(k, int) else list(k))
@@ -206,12 +273,33 @@ class Detector:
             self.backend, tokens, max_len=self.model_config.max_len, k=ks, starts=first, n_expected=n_expected
         )
         judge = ends if whole is None else [end and all_keys for end, all_keys in zip(ends, whole, strict=True)]
+        per_session = lines if lines is not None else [None] * len(sessions)
         return [
-            self._verdict(keys, toks, r, kk, combination)
-            for keys, toks, r, kk, combination in zip(sessions, tokens, raw, ks, judge, strict=True)
+            self._verdict(keys, toks, r, kk, combination, session_lines)
+            for keys, toks, r, kk, combination, session_lines in zip(
+                sessions, tokens, raw, ks, judge, per_session, strict=True
+            )
         ]
 
-    def _verdict(self, keys, tokens, raw, k: int, judge_combination: bool) -> SessionVerdict:
+    def judge_novel(self, key: str | None, line: Line | None) -> Judgement:
+        """How novel an event the model does not know is (see ``core.detect.novelty``)."""
+        if self.novelty is None:
+            return Judgement(1.0, has_text=False)
+        if line is not None:
+            return self.novelty.judge(self.new_template_text(line[0]), line[1])
+        if key is not None and self._parser is not None and self.template(key) != key:
+            return self.novelty.judge(self.template(key), None)
+        return Judgement(1.0, has_text=False)
+
+    def novelty_of(self, keys: Sequence[str | None], lines: Sequence[Line | None] | None) -> list[Judgement]:
+        """How each event of a session that the model does not know was judged (calibration reads these)."""
+        return [
+            self.judge_novel(key, lines[i] if lines is not None else None)
+            for i, key in enumerate(keys)
+            if self.vocab.token(key) == UNK
+        ]
+
+    def _verdict(self, keys, tokens, raw, k: int, judge_combination: bool, lines) -> SessionVerdict:
         cal = self.calibration
         margins = raw.margin
         if cal.end_surprisal is not None and len(margins) and tokens[raw.positions[-1]] == EOS:
@@ -225,21 +313,32 @@ class Detector:
             token = tokens[pos]
             key = keys[pos - 1] if pos - 1 < len(keys) else None
             anomalous = bool(margins[i] > 0)
+            score = float(scores[i])
+            judgement = None
+            if token == UNK:
+                judgement = self.judge_novel(key, lines[pos - 1] if lines is not None else None)
+                score = float(novelty_scores(np.array([judgement.score]), cal.novelty_threshold)[0])
+                anomalous = cal.novelty_threshold is None or judgement.score > cal.novelty_threshold
             verdict = EventVerdict(
                 key=key,
                 template="<end of session>" if token == EOS else self.template(key),
                 rank=int(raw.ranks[i]),
                 surprisal=float(-raw.logp[i]) if raw.logp[i] > -1e8 else math.inf,
-                score=float(scores[i]),
+                score=score,
                 anomalous=anomalous,
             )
+            if judgement is not None:
+                closest = self.template(judgement.closest) if judgement.closest is not None else None
+                verdict.novelty = judgement.to_dict(closest)
             if anomalous:
-                verdict.reason_code, verdict.reason = self._reason(keys, pos, token, verdict, k)
+                verdict.reason_code, verdict.reason = self._reason(keys, pos, token, verdict, k, judgement)
                 verdict.expected = [
                     Expected(self.vocab.key(int(t)) or "<end>", self._token_template(int(t)), float(math.exp(lp)))
                     for t, lp in zip(raw.expected[i], raw.expected_logp[i], strict=True)
                 ]
             verdicts.append(verdict)
+        if judge_combination:
+            self._judge_counts(keys, raw.positions, verdicts)
         end = verdicts.pop() if verdicts and tokens[-1] == EOS and raw.positions[-1] == len(tokens) - 1 else None
         everything = [*verdicts, *([end] if end else [])]
         worst = max(everything, key=lambda v: v.score, default=None)
@@ -254,6 +353,31 @@ class Detector:
             combination=combination,
             reason_code=first.reason_code if first else (ReasonCode.RARE_COMBINATION if combination else None),
         )
+
+    def excess(self, keys: Sequence[str | None]) -> Excess | None:
+        """The template of a complete window furthest above its normal count (None: no count check)."""
+        return self.counts.excess(keys) if self.counts is not None else None
+
+    def _judge_counts(self, keys, positions, verdicts: list[EventVerdict]) -> None:
+        """Flag the event at which a template's count in the window passes the calibrated threshold."""
+        threshold = self.calibration.count_threshold
+        excess = self.excess(keys) if threshold is not None else None
+        if excess is None or excess.ratio <= threshold:
+            return
+        limit = math.floor(threshold * excess.most) + 1  # the first occurrence past the threshold
+        at = [i for i, k in enumerate(keys) if k == excess.key][limit - 1]
+        index = next((j for j, pos in enumerate(positions) if pos - 1 == at), None)
+        if index is None:  # that event was context only (stream mode): nothing of this call to flag
+            return
+        verdict = verdicts[index]
+        verdict.score = max(verdict.score, 0.5 + 0.5 * (1.0 - threshold / excess.ratio))
+        if not verdict.anomalous:
+            verdict.anomalous = True
+            verdict.reason_code = ReasonCode.UNUSUAL_COUNT
+            verdict.reason = (
+                f"unusual count: '{verdict.template}' {excess.count} times in this window, at most {excess.most} "
+                f"in any normal training window (threshold {threshold:.2f} times that)"
+            )
 
     def _combination_reason(self, keys) -> str:
         """Why a complete session's set of templates is anomalous, or "" when it is an established one."""
@@ -279,11 +403,13 @@ class Detector:
     def _token_template(self, token: int) -> str:
         return "<end of session>" if token == EOS else self.template(self.vocab.key(token))
 
-    def _reason(self, keys, pos: int, token: int, verdict: EventVerdict, k: int) -> tuple[ReasonCode, str]:
+    def _reason(
+        self, keys, pos: int, token: int, verdict: EventVerdict, k: int, judgement: Judgement | None
+    ) -> tuple[ReasonCode, str]:
         if token == UNK:
-            if verdict.key is None:
-                return ReasonCode.NEW_TEMPLATE, NEW_TEMPLATE
-            return ReasonCode.RARE_TEMPLATE, RARE_TEMPLATE
+            new = verdict.key is None
+            code, text = (ReasonCode.NEW_TEMPLATE, NEW_TEMPLATE) if new else (ReasonCode.RARE_TEMPLATE, RARE_TEMPLATE)
+            return code, f"{text}: {self._novelty_text(judgement)}"
         previous = self.template(keys[pos - 2]) if pos >= 2 else "<start of session>"
         if token == EOS and self.calibration.end_surprisal is not None:
             return ReasonCode.ENDED_EARLY, (
@@ -295,15 +421,61 @@ class Detector:
                 f"session ended after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
             )
         return ReasonCode.UNEXPECTED_TEMPLATE, (
-            f"unexpected template after '{previous}': rank {verdict.rank}, not among the {k} likeliest next templates"
+            f"unexpected template '{verdict.template}' after '{previous}': rank {verdict.rank}, not among the {k} "
+            "likeliest next templates"
         )
+
+    def _novelty_text(self, judgement: Judgement | None) -> str:
+        threshold = self.calibration.novelty_threshold
+        if judgement is None or threshold is None:
+            return "every template the model does not know alerts (novelty mode 'always')"
+        if not judgement.has_text:
+            return f"no text to compare with known templates (novelty 1 > threshold {threshold:.2f})"
+        head = f"novelty {judgement.score:.2f} > threshold {threshold:.2f}"
+        if judgement.closest is None:
+            head += "; no known template shares a word with it"
+        else:
+            closest = self.template(judgement.closest)
+            head += f"; closest known template '{closest}' (similarity {judgement.similarity:.2f})"
+        if judgement.added:
+            head += "; new words: " + ", ".join(judgement.added[:6]) + (" ..." if len(judgement.added) > 6 else "")
+        if judgement.missing:
+            head += "; missing: " + ", ".join(judgement.missing[:4]) + (" ..." if len(judgement.missing) > 4 else "")
+        if judgement.severe:
+            head += "; severe words: " + ", ".join(f"{w} ({s:.2f})" for w, s in judgement.severe)
+        if judgement.level is not None:
+            head += f"; level {judgement.level}"
+        return head
 
 
 TIED = "lm_head.weight"  # the output layer shares the token embedding's weights: not saved
 
 
+def build_network(config: ArtifactConfig, weights: Path) -> GPT2LMHeadModel:
+    """The torch network of a version, its weights loaded strictly."""
+    from logwarden.core.model.gpt2 import build_model
+
+    model = build_model(config.model, len(config.vocab) + len(SPECIAL_TOKENS))
+    load_weights(model, weights)
+    return model
+
+
+def check_weights_file(path: Path) -> None:
+    """A readable ``model.safetensors`` (onnxruntime does not read it; the torch network is built from it
+    only when needed, and checked strictly then)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            handle.keys()
+    except Exception as exc:  # safetensors raises several types for damaged files
+        raise LogWardenError(f"corrupt model {path.parent}: cannot read {path.name} ({exc})") from exc
+
+
 def load_weights(model: GPT2LMHeadModel, path: Path) -> None:
     """Load ``model.safetensors`` strictly: a missing, extra or misshapen tensor is a clear error."""
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for damaged files

@@ -17,10 +17,17 @@ class ReasonCode(StrEnum):
     ENDED_EARLY = "ended_early"  # ending here is less likely than at any normal session's end
     RARE_COMBINATION = "rare_combination"  # a set of templates (almost) no normal session had
     UNEXPECTED_END = "unexpected_end"  # the end was not among the K likeliest next keys (no end threshold)
+    UNUSUAL_COUNT = "unusual_count"  # a template appears more often in the window than in any normal one
 
 
 K_INDEPENDENT = frozenset(
-    {ReasonCode.NEW_TEMPLATE, ReasonCode.RARE_TEMPLATE, ReasonCode.ENDED_EARLY, ReasonCode.RARE_COMBINATION}
+    {
+        ReasonCode.NEW_TEMPLATE,
+        ReasonCode.RARE_TEMPLATE,
+        ReasonCode.ENDED_EARLY,
+        ReasonCode.RARE_COMBINATION,
+        ReasonCode.UNUSUAL_COUNT,
+    }
 )
 """Alerts no top-K setting decides: a false positive of these does not move a source's K."""
 

@@ -103,6 +103,7 @@ def retrain(
         extra_normal=[seq for seq in fp_sequences for _ in range(fp_weight)],
         extra_config={"labels": use.to_dict(), "parent_version": files.version},
         progress=progress,
+        level_field=(cfg.novelty or {}).get("level_field"),
     )
     use.anomalous_sessions_dropped = stats["anomalous_sessions_dropped"]
     fit.detector.config = fit.detector.config.model_copy(update={"labels": use.to_dict()})

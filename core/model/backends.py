@@ -1,17 +1,20 @@
-"""Inference backends: onnxruntime (default on CPU) and torch (bf16 on GPU). Both return logits."""
+"""Inference backends: onnxruntime (default on CPU) and torch (bf16 on GPU). Both return logits.
+
+torch is imported only by the torch backend and the ONNX export, so onnxruntime scoring starts fast.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from transformers import GPT2LMHeadModel
 
 from logwarden.core.errors import LogWardenError
-from logwarden.core.model.gpt2 import LogitsModule
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
 
 
 class Backend(Protocol):
@@ -22,23 +25,37 @@ class Backend(Protocol):
         ...
 
 
+def set_torch_threads(threads: int) -> None:
+    """Intra-op threads of torch (0: leave torch's default, one per core; on a busy machine fewer is faster)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 class TorchBackend:
     """Runs the GPT-2 module directly; bf16 autocast on CUDA."""
 
     name = "torch"
 
     def __init__(self, model: GPT2LMHeadModel, device: str = "auto", bf16: bool = True) -> None:
+        import torch
+
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.autocast = bf16 and self.device.type == "cuda"
         self.model = model.to(self.device).eval()
 
-    @torch.inference_mode()
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        import torch
+
         ids = torch.from_numpy(input_ids).to(self.device)
         mask = torch.from_numpy(attention_mask).to(self.device)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast),
+        ):
             out = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
         return out.float().cpu().numpy()
 
@@ -74,6 +91,10 @@ class OnnxBackend:
 
 def export_onnx(model: GPT2LMHeadModel, path: Path) -> None:
     """Export logits(input_ids, attention_mask) with dynamic batch and length (torch.export based)."""
+    import torch
+
+    from logwarden.core.model.gpt2 import LogitsModule
+
     module = LogitsModule(model.to("cpu").eval()).eval()
     ids = torch.ones((2, 8), dtype=torch.long)
     mask = torch.ones((2, 8), dtype=torch.long)

@@ -108,9 +108,14 @@ def train_model(
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=max(1, steps_per_epoch * config.epochs), pct_start=0.1
-    )
+    total_steps = steps_per_epoch * config.epochs
+    if total_steps >= 4:  # one-cycle needs a step of warm-up and of annealing: at least 10 % of the run, or 2 steps
+        pct_start = max(0.1, 2.0 / total_steps)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=pct_start
+        )
+    else:  # a handful of steps (a tiny training set): a constant learning rate
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
     rng = random.Random(config.seed)
     best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
     history: list[dict] = []

@@ -34,6 +34,7 @@ _CACHED_TIME_CHARS = 64  # longer timestamp texts are parsed uncached: the cache
 _CONTENT_TAIL = "(?P<Content>.*)"
 _DEFAULT_NORMAL = ("-", "0", "false", "normal", "ok", "benign")  # JSON label values meaning "normal"
 _MISSING = object()
+LEVEL_FIELDS = ("level", "severity", "loglevel", "log_level", "priority")  # a format field holding the level
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class FormatPreset:
     session_key_regex: str | None = None  # a session id found in the content (HDFS block ids)
     session_field: str | None = None  # a session id in a header field
     session_window: str | None = None  # hint when sessions are windows: "time:<seconds>"
+    host_field: str | None = None  # the field naming the machine a line comes from (per-host windows)
     description: str = ""
 
 
@@ -77,6 +79,7 @@ PRESETS: dict[str, FormatPreset] = {
         timestamp=TimestampSpec(("Timestamp",), "epoch"),
         label_field="Label",
         session_window="time:60",
+        host_field="Node",
         description="BlueGene/L (loghub): first token '-' is normal, an alert category is anomalous",
     ),
     "thunderbird": FormatPreset(
@@ -90,6 +93,7 @@ PRESETS: dict[str, FormatPreset] = {
         timestamp=TimestampSpec(("Timestamp",), "epoch"),
         label_field="Label",
         session_window="time:60",
+        host_field="User",
         description="Thunderbird (loghub): same label rule as BGL; lines without 'component:' keep all "
         "text after the location as content",
     ),
@@ -102,6 +106,7 @@ class LineFormat:
     spec: str = ""
     preset: FormatPreset | None = None
     session_field: str | None = None  # key in ``LogRecord.fields`` that holds a session id, if any
+    level_field: str | None = None  # key in ``LogRecord.fields`` that holds the line's level, if any
 
     def parse(self, line: str, source: str = "", line_no: int = 0, *, times: bool = True) -> LogRecord:
         """One line as a record; ``times=False`` leaves ``timestamp`` unset (for callers that never read it)."""
@@ -149,6 +154,7 @@ class RegexFormat(LineFormat):
         self.spec = spec
         self.preset = preset
         self.fields = tuple(n for n in self._regex.groupindex if n != "Content")
+        self.level_field = next((f for f in self.fields if f.lower() in LEVEL_FIELDS), None)
         self.timestamp = timestamp
         self._read_time = _time_reader(timestamp.pattern) if timestamp else None
         self.label_field = label_field

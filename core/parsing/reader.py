@@ -131,6 +131,11 @@ def read_records(
                 stream.close()
 
 
+def open_input(path: str) -> BinaryIO:
+    """A binary stream of one input (a file, gzip-compressed or not, or ``-`` for standard input)."""
+    return _open(path)
+
+
 def _open(path: str) -> BinaryIO:
     if path == STDIN:
         raw = sys.stdin.buffer

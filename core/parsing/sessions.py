@@ -2,6 +2,13 @@
 
 The rule is part of the model's config, so serving groups events exactly as training did.
 Events whose key rule finds no key fall back to one session per source (named after the source).
+
+Time and count windows run over one timeline per ``scope``: each input source (a file or stream, the
+default), all sources together (``global``), or each value of a parsed field within a source (``field``,
+e.g. a node or host name: one timeline per machine). A window holding more than ``max_events`` events is
+cut into consecutive parts of at most that many (``Session.part`` counts them; ``capped`` says how many
+windows were cut), so one burst cannot make a window unbounded.
+
 A key regex is searched in every line: the presets' run on Python's ``re`` (held linear by tests), any
 other on RE2 (``linear_regex``), so no line can make the search slow.
 """
@@ -20,6 +27,8 @@ from logwarden.core.parsing.linear_regex import Regex, compile_regex
 from logwarden.core.records import LogRecord
 
 SessionKind = Literal["key", "field", "time", "count", "source"]
+WindowScope = Literal["source", "global", "field"]
+GLOBAL = "*"  # the timeline name of global windows
 # Time windows' timestamps lie between 0001-01-01 and 9999-12-31T23:59:59 UTC (far beyond, a float cannot
 # step through windows of seconds)
 MIN_EPOCH, MAX_EPOCH = -62135596800.0, 253402300799.0
@@ -38,6 +47,9 @@ class SessionRule:
     step_seconds: float = 60.0
     window_size: int = 20
     step_size: int = 20
+    scope: WindowScope = "source"  # windows' timelines: per source, global, or per value of group_field
+    group_field: str = ""  # scope "field": the parsed field naming a timeline (a node, a host)
+    max_events: int = 1000  # longer windows are cut into parts of this many events (0: never)
 
     def __post_init__(self) -> None:
         if self.kind not in ("key", "field", "time", "count", "source"):
@@ -50,6 +62,17 @@ class SessionRule:
             raise LogWardenError("time windows need window_seconds > 0 and step_seconds > 0")
         if self.kind == "count" and not (0 < self.step_size <= self.window_size):
             raise LogWardenError("count windows need 0 < step_size <= window_size")
+        if self.scope not in ("source", "global", "field"):
+            raise LogWardenError(f"unknown window scope {self.scope!r}: use source, global or field")
+        if self.scope == "field" and not self.group_field:
+            raise LogWardenError("window scope 'field' needs group_field (the field naming a node or host)")
+        if self.max_events < 0:
+            raise LogWardenError("max_events must be 0 (no cap) or positive")
+
+    @property
+    def windowed(self) -> bool:
+        """True for time and count windows (sessions cut from a timeline, not named by a key)."""
+        return self.kind in ("time", "count")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,8 +93,14 @@ class Event:
 @dataclass(slots=True)
 class Session:
     key: str
-    source: str
+    source: str  # the input source; for windows, the timeline (see the module doc)
     events: list[Event] = field(default_factory=list)
+    part: int = 0  # a window cut because it held more than max_events: which part (0: the first, or uncut)
+
+    @property
+    def start(self) -> float | None:
+        """The timestamp of the first event (None when it has none)."""
+        return self.events[0].record.timestamp if self.events else None
 
     @property
     def label(self) -> int | None:
@@ -97,19 +126,47 @@ def session_key(rule: SessionRule, record: LogRecord, pattern: Regex | None = No
 
 
 def build_sessions(events: Iterable[Event], rule: SessionRule) -> list[Session]:
-    """Group events (in input order) into sessions; windows are formed per source."""
+    """Group events (in input order) into sessions; windows are formed per timeline (see ``scope``)."""
     if rule.kind in ("key", "field", "source"):
         return _by_key(events, rule)
-    per_source: OrderedDict[str, list[Event]] = OrderedDict()
+    per_timeline: OrderedDict[str, list[Event]] = OrderedDict()
     for event in events:
-        per_source.setdefault(event.record.source, []).append(event)
+        per_timeline.setdefault(timeline(rule, event.record), []).append(event)
     sessions: list[Session] = []
-    for source, items in per_source.items():
+    for name, items in per_timeline.items():
         if rule.kind == "count":
-            sessions.extend(_count_windows(source, items, rule))
+            sessions.extend(_count_windows(name, items, rule))
         else:
-            sessions.extend(_time_windows(source, items, rule))
-    return sessions
+            sessions.extend(_time_windows(name, items, rule))
+    return _cap(sessions, rule.max_events)
+
+
+def timeline(rule: SessionRule, record: LogRecord) -> str:
+    """The timeline a record's windows belong to: its source, the global one, or source|field value."""
+    if rule.scope == "global":
+        return GLOBAL
+    if rule.scope == "field":
+        return f"{record.source}|{record.fields.get(rule.group_field, '')}"
+    return record.source
+
+
+def capped(sessions: Iterable[Session]) -> int:
+    """How many windows were cut into parts for holding more than ``max_events`` events."""
+    return sum(1 for s in sessions if s.part == 1)
+
+
+def _cap(sessions: list[Session], max_events: int) -> list[Session]:
+    if not max_events or all(len(s.events) <= max_events for s in sessions):
+        return sessions
+    out: list[Session] = []
+    for s in sessions:
+        if len(s.events) <= max_events:
+            out.append(s)
+            continue
+        for part, at in enumerate(range(0, len(s.events), max_events)):
+            key = s.key if part == 0 else f"{s.key}+{part}"
+            out.append(Session(key, s.source, s.events[at : at + max_events], part))
+    return out
 
 
 def _by_key(events: Iterable[Event], rule: SessionRule) -> list[Session]:

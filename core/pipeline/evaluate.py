@@ -7,12 +7,11 @@ with a count, and every number here equals the one computed on the rows repeated
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 if TYPE_CHECKING:
     from logwarden.core.detect.detector import Detector
@@ -39,9 +38,9 @@ class Metrics:
     n_anomalous: float
 
     @property
-    def fpr(self) -> float:
-        """False-positive rate fp / (fp + tn); 0.0 without normal rows."""
-        return _ratio(self.fp, self.fp + self.tn)
+    def fpr(self) -> float | None:
+        """False-positive rate fp / (fp + tn); None without normal rows (there is no such rate)."""
+        return None if self.fp + self.tn <= 0 else _ratio(self.fp, self.fp + self.tn)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the fields."""
@@ -114,6 +113,8 @@ def ranking_metrics(
     truth, score, weight = y_true[keep], scores[keep], weights[keep]
     if not (truth.any() and (~truth).any()):
         return None, None
+    from sklearn.metrics import average_precision_score, roc_auc_score  # deferred: a slow import
+
     roc = float(roc_auc_score(truth, score, sample_weight=weight))
     ap = float(average_precision_score(truth, score, sample_weight=weight))
     return roc, ap
@@ -158,6 +159,7 @@ def format_metrics_table(metrics: Metrics, title: str = "Evaluation") -> str:
         ("F1", _fmt(m.f1)),
         ("ROC-AUC", _fmt(m.roc_auc)),
         ("PR-AUC (AP)", _fmt(m.pr_auc)),
+        ("false-positive rate", "n/a (no normal rows)" if m.fpr is None else f"{m.fpr:.4f}"),
         ("normal / anomalous", f"{format_count(m.n_normal)} / {format_count(m.n_anomalous)}"),
     ]
     cells = [["", "pred normal", "pred anomalous"]]
@@ -201,13 +203,15 @@ def _fmt(value: float | None) -> str:
 @dataclass(frozen=True)
 class Evaluation:
     """Session-level results of ``evaluate_sessions``: metrics, the per-session truth and scores, and what
-    lay behind the errors (false positives by reason, false negatives by their first templates)."""
+    lay behind the errors (false positives by the template that made them anomalous, and by reason code;
+    false negatives by their first templates)."""
 
     metrics: Metrics
     y_true: NDArray[np.bool_]
     scores: NDArray[np.float64]
     false_positives: list[tuple[str, float]]
     false_negatives: list[tuple[str, float]]
+    false_positive_reasons: list[tuple[str, float]] = field(default_factory=list)
 
 
 def evaluate_sessions(detector: Detector, records: Iterable[LogRecord], labels: Mapping[str, int]) -> Evaluation:
@@ -217,10 +221,10 @@ def evaluate_sessions(detector: Detector, records: Iterable[LogRecord], labels: 
     """
     from logwarden.core.errors import LogWardenError
     from logwarden.core.parsing.sessions import build_sessions
-    from logwarden.core.pipeline.score import score_sessions
+    from logwarden.core.pipeline.score import anomalous_template, score_sessions
 
     sessions = build_sessions([detector.parse(r) for r in records], detector.rule)
-    y, pred, scores, fps, fns = [], [], [], [], []
+    y, pred, scores, fps, fns, fp_codes = [], [], [], [], [], []
     for session, verdict in score_sessions(detector, sessions):
         label = labels.get(session.key, session.label)
         if label is None:
@@ -229,7 +233,14 @@ def evaluate_sessions(detector: Detector, records: Iterable[LogRecord], labels: 
         pred.append(int(verdict.anomalous))
         scores.append(verdict.score)
         if verdict.anomalous and not label:
-            fps.append((verdict.reason_code or "unknown", 1.0))
+            first = verdict.first_anomalous
+            if first is not None:
+                fps.append((anomalous_template(detector, session, verdict, first), 1.0))
+            elif verdict.end is not None and verdict.end.anomalous:
+                fps.append(("<end of session>", 1.0))
+            else:
+                fps.append(("<combination of templates>", 1.0))
+            fp_codes.append((verdict.reason_code or "unknown", 1.0))
         elif label and not verdict.anomalous:
             fns.append((" → ".join(detector.template(e.key) for e in session.events[:3]) + " …", 1.0))
     if not y:
@@ -241,4 +252,5 @@ def evaluate_sessions(detector: Detector, records: Iterable[LogRecord], labels: 
         np.array(scores, dtype=np.float64),
         template_breakdown(fps),
         template_breakdown(fns),
+        template_breakdown(fp_codes, top=None),
     )

@@ -220,7 +220,7 @@ def _html_page(
         ("F1", _num(m.f1)),
         ("ROC-AUC", _num(m.roc_auc)),
         ("PR-AUC (average precision)", _num(m.pr_auc)),
-        ("False-positive rate", _num(m.fpr)),
+        ("False-positive rate", "n/a (no normal rows)" if m.fpr is None else _num(m.fpr)),
         ("Threshold", "n/a" if threshold is None else f"{threshold:.6g}"),
         ("Normal / anomalous", f"{format_count(m.n_normal)} / {format_count(m.n_anomalous)}"),
     ]

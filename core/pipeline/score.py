@@ -15,7 +15,10 @@ def score_sessions(
     """Score whole sessions in batches (the model packs each batch into padded tensors)."""
     for start in range(0, len(sessions), batch_sessions):
         chunk = sessions[start : start + batch_sessions]
-        verdicts = detector.score_keys([[e.key for e in s.events] for s in chunk])
+        verdicts = detector.score_keys(
+            [[e.key for e in s.events] for s in chunk],
+            lines=[[detector.line(e.record) for e in s.events] for s in chunk],
+        )
         yield from zip(chunk, verdicts, strict=True)
 
 
@@ -34,6 +37,12 @@ def score_records(
                         result["template"] = detector.new_template_text(event.record.content)
                     yield event_result(session, event.record, result, detector.version)
         yield session_result(session, verdict, detector)
+
+
+def anomalous_template(detector: Detector, session: Session, verdict: SessionVerdict, index: int) -> str:
+    """The template of a session's ``index``-th event (a new one as its masked line)."""
+    template = verdict.events[index].template
+    return template or detector.new_template_text(session.events[index].record.content)
 
 
 def event_result(session: Session, record: LogRecord, verdict: dict, version: str) -> dict:
@@ -57,11 +66,23 @@ def session_result(session: Session, verdict: SessionVerdict, detector: Detector
     }
     if verdict.anomalous:
         out["reason"] = verdict.reason
-        first = next((e for e, v in zip(session.events, verdict.events, strict=True) if v.anomalous), None)
-        out["first_anomalous_line"] = first.record.line_no if first else None
+        out["reason_code"] = verdict.reason_code.value if verdict.reason_code else None
+        first = verdict.first_anomalous
+        out["first_anomalous_line"] = None
+        if first is not None:  # the line and template that made the session anomalous, named in its reason
+            record = session.events[first].record
+            template = anomalous_template(detector, session, verdict, first)
+            out["reason"] = f"line {record.line_no} '{template}': {verdict.reason}"
+            out["first_anomalous_line"] = record.line_no
+            out["anomalous_template"] = template
     if verdict.end is not None and verdict.end.anomalous:
         out["end"] = verdict.end.to_dict()
     if verdict.combination:
         out["combination"] = verdict.combination
+    if session.part:
+        out["note"] = (
+            f"part {session.part + 1} of a window that held more than {detector.rule.max_events} events "
+            "(windows are cut at max_events)"
+        )
     out["model_version"] = detector.version
     return out

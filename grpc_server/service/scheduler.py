@@ -37,6 +37,7 @@ class SessionWork:
     complete: bool = False
     k: int | None = None
     whole: bool = True  # context holds every earlier key of the session (its window never dropped any)
+    levels: list[str | None] | None = None  # the new events' level field values (novelty judges unknown templates)
 
 
 @dataclass(slots=True)
@@ -189,6 +190,7 @@ class Scheduler:
         complete: list[bool] = []
         whole: list[bool] = []
         ks: list[int] = []
+        lines: list[list[tuple[str, str | None] | None]] = []  # what unknown templates are judged from
         new_keys: list[list[str | None]] = []
         new_templates: list[list[str | None]] = []
         for job in jobs:
@@ -201,7 +203,9 @@ class Scheduler:
                 complete.append(w.complete)
                 whole.append(w.whole)
                 ks.append(w.k or default_k)
-        verdicts = detector.score_keys(seqs, complete=complete, k=ks, starts=starts, whole=whole)
+                levels = w.levels or [None] * len(w.contents)
+                lines.append([*([None] * len(w.context)), *zip(w.contents, levels, strict=True)])
+        verdicts = detector.score_keys(seqs, complete=complete, k=ks, starts=starts, whole=whole, lines=lines)
         out: list[list[SessionScore]] = []
         at = 0
         for job in jobs:

@@ -119,6 +119,7 @@ class _Group:
     indices: list[int] = field(default_factory=list)
     contents: list[str] = field(default_factory=list)
     complete: bool = False  # an event marked the session's end
+    levels: list[str | None] = field(default_factory=list)  # the level field's values (novelty's severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +323,7 @@ class ScoringService:
                 group = groups[(event.source, session)] = _Group(event.source, session)
             group.indices.append(i)
             group.contents.append(record.content)
+            group.levels.append(model.detector.line(record)[1])
             group.complete |= event.session_end
         for window in build_sessions(to_window, rule):  # windows are whole by their rule's definition
             groups[(window.source, window.key)] = _Group(
@@ -330,6 +332,7 @@ class ScoringService:
                 [e.record.line_no for e in window.events],
                 [e.record.content for e in window.events],
                 complete=True,
+                levels=[model.detector.line(e.record)[1] for e in window.events],
             )
         return results, list(groups.values()), warnings
 
@@ -355,7 +358,7 @@ class ScoringService:
         whole = whole or [True] * len(groups)
         use_labels = model is self.models.default.current  # labels recalibrate the default model's K
         work = [
-            SessionWork(g.contents, ctx, end, self._k(g.source) if use_labels else None, all_keys)
+            SessionWork(g.contents, ctx, end, self._k(g.source) if use_labels else None, all_keys, g.levels)
             for g, ctx, end, all_keys in zip(groups, contexts, complete, whole, strict=True)
         ]
         return await self.scheduler.submit(model, work, deadline)

@@ -35,7 +35,8 @@ class FakeDetector:
     def parse(self, record):
         return Event(record, record.content)
 
-    def score_keys(self, seqs, *, complete, k, starts, whole):
+    def score_keys(self, seqs, *, complete, k, starts, whole, lines):
+        assert [len(x) for x in lines] == [len(s) for s in seqs]  # what unknown templates are judged from
         if self.gate is not None:
             self.gate.wait(30)
         self.calls.append([list(s) for s in seqs])

@@ -47,7 +47,10 @@ def _engine(root: Path, lines: list[str], source: str):
         record.line_no = i
         events.append(Event(record, detector.parse(record).key))
     windows = build_sessions(events, detector.rule)
-    verdicts = detector.score_keys([[e.key for e in w.events] for w in windows])
+    verdicts = detector.score_keys(
+        [[e.key for e in w.events] for w in windows],
+        lines=[[detector.line(e.record) for e in w.events] for w in windows],
+    )
     first: dict[int, object] = {}
     for window, verdict in zip(windows, verdicts, strict=True):
         for event, v in zip(window.events, verdict.events, strict=True):

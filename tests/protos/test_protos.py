@@ -103,3 +103,13 @@ def test_contract_shape():
     allowed = {"google/protobuf/timestamp.proto", "logwarden/v1/reasons.proto"}  # the shared types only
     for module in (scoring_pb2, labels_pb2, model_pb2):  # one file per service
         assert {d.name for d in module.DESCRIPTOR.dependencies} <= allowed
+
+
+def test_every_reason_code_has_its_contract_value():
+    """``ReasonCode`` values map to the proto enum by name; UNUSUAL_COUNT (bursts in a window) is number 7."""
+    from logwarden.core.detect.reasons import ReasonCode
+    from logwarden.protos.logwarden.v1 import reasons_pb2
+
+    for code in ReasonCode:
+        assert reasons_pb2.ReasonCode.Value("REASON_CODE_" + code.value.upper()) > 0
+    assert reasons_pb2.REASON_CODE_UNUSUAL_COUNT == 7

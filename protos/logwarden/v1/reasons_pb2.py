@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alogwarden/v1/reasons.proto\x12\x0clogwarden.v1*\xea\x01\n\nReasonCode\x12\x1b\n\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18REASON_CODE_NEW_TEMPLATE\x10\x01\x12\x1d\n\x19REASON_CODE_RARE_TEMPLATE\x10\x02\x12#\n\x1fREASON_CODE_UNEXPECTED_TEMPLATE\x10\x03\x12\x1b\n\x17REASON_CODE_ENDED_EARLY\x10\x04\x12 \n\x1cREASON_CODE_RARE_COMBINATION\x10\x05\x12\x1e\n\x1aREASON_CODE_UNEXPECTED_END\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alogwarden/v1/reasons.proto\x12\x0clogwarden.v1*\x89\x02\n\nReasonCode\x12\x1b\n\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18REASON_CODE_NEW_TEMPLATE\x10\x01\x12\x1d\n\x19REASON_CODE_RARE_TEMPLATE\x10\x02\x12#\n\x1fREASON_CODE_UNEXPECTED_TEMPLATE\x10\x03\x12\x1b\n\x17REASON_CODE_ENDED_EARLY\x10\x04\x12 \n\x1cREASON_CODE_RARE_COMBINATION\x10\x05\x12\x1e\n\x1aREASON_CODE_UNEXPECTED_END\x10\x06\x12\x1d\n\x19REASON_CODE_UNUSUAL_COUNT\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'logwarden.v1.reasons_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REASONCODE']._serialized_start=45
-  _globals['_REASONCODE']._serialized_end=279
+  _globals['_REASONCODE']._serialized_end=310
 # @@protoc_insertion_point(module_scope)

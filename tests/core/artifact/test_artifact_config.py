@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from support import sessions_by_block
 
 from logwarden.core.artifact import store as artifact
-from logwarden.core.artifact.config import ARTIFACT_FORMAT, parse_config, upgrade_1_to_2
+from logwarden.core.artifact.config import ARTIFACT_FORMAT, parse_config, upgrade_1_to_2, upgrade_2_to_3
 from logwarden.core.detect.detector import Detector
 from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.errors import LogWardenError
@@ -78,6 +78,29 @@ def test_a_format_1_model_loads_and_judges_as_it_did(version_copy):
     flagged = [v for v in detector.score_keys(cut, k=1) if v.end.anomalous]
     assert flagged and all(v.end.reason_code == ReasonCode.UNEXPECTED_END for v in flagged)
     assert upgrade_1_to_2({"artifact_format": 1, "calibration": {}})["artifact_format"] == 2
+
+
+def test_a_format_2_model_loads_and_every_unknown_template_still_alerts(version_copy):
+    """A format-2 config (written before novelty, counts and window scopes) loads through the upgrade step and
+    judges as that version did: every template the model does not know alerts with score 1, windows uncut."""
+    data = _config(version_copy)
+    for key in ("novelty_mode", "novelty", "val_split", "notes", "check_counts", "counts"):
+        data.pop(key)
+    for key in ("novelty_threshold", "novelty_fpr", "count_threshold", "count_fpr"):
+        data["calibration"].pop(key)
+    for key in ("scope", "group_field", "max_events"):
+        data["sessions"].pop(key)
+    _write(version_copy, {**data, "artifact_format": 2})
+    detector = Detector.load(version_copy)
+    assert detector.novelty is None and detector.counts is None and detector.calibration.novelty_threshold is None
+    assert detector.config.novelty_mode == "always" and detector.rule.max_events == 0
+    fmt = get_format(detector.line_format)
+    (lines,) = sessions_by_block(1, 5, 0.0).values()
+    keys = [detector.parse(fmt.parse(x)).key for x in lines]
+    (verdict,) = detector.score_keys([[*keys[:3], None, *keys[3:]]])
+    new = verdict.events[3]
+    assert new.anomalous and new.score == 1.0 and new.reason_code == ReasonCode.NEW_TEMPLATE
+    assert upgrade_2_to_3({"artifact_format": 2, "calibration": {}})["artifact_format"] == 3
 
 
 def test_weights_must_fit_the_config_exactly(version_copy):

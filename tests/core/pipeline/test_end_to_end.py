@@ -12,6 +12,8 @@ from logwarden.core.detect.combinations import RARE_COMBINATION
 from logwarden.core.detect.detector import NEW_TEMPLATE, Detector
 from logwarden.core.detect.reasons import ReasonCode
 from logwarden.core.parsing.formats import get_format
+from logwarden.core.parsing.reader import read_records
+from logwarden.core.pipeline.fit import normal_windows, split_indices
 
 
 def _score(corpus_dir, model_root, tmp_path, backend: str) -> list[dict]:
@@ -37,8 +39,9 @@ def test_injected_anomalies_found_and_normal_sessions_pass(corpus_dir, model_roo
     false_alarms = [s for b, s in sessions.items() if b not in kinds and s["anomalous"]]
     assert false_alarms == []
     assert {kinds[b] for b in kinds} == {"new_template", "out_of_order", "missing_step"}
-    new = [r for r in results if r["type"] == "event" and r.get("reason") == NEW_TEMPLATE]
+    new = [r for r in results if r["type"] == "event" and r.get("reason_code") == ReasonCode.NEW_TEMPLATE]
     assert new and all(kinds[r["session"]] == "new_template" for r in new)
+    assert all(r["reason"].startswith(NEW_TEMPLATE) and "closest known template" in r["reason"] for r in new)
     # a block never reported to the name node has a set of templates no normal block has
     missing = [sessions[b] for b, k in kinds.items() if k == "missing_step"]
     assert missing and all(
@@ -55,8 +58,9 @@ def test_every_anomalous_verdict_carries_its_explanation(corpus_dir, model_root,
         assert r["reason"] and r["score"] > 0.5
         assert len(r["expected"]) == 3 and all(0 <= e["probability"] <= 1 for e in r["expected"])
         assert r["template"]
-    new = [r for r in flagged if r["reason"] == NEW_TEMPLATE]
+    new = [r for r in flagged if r["reason_code"] == ReasonCode.NEW_TEMPLATE]
     assert new and all("<*>" in r["template"] and r["template_id"] is None for r in new)
+    assert all(r["novelty"]["novelty"] > 0.5 and r["novelty"]["closest_template"] for r in new)
     normal = [r for r in results if r["type"] == "event" and not r["anomalous"]]
     assert normal and all(r["score"] <= 0.5 and "reason" not in r for r in normal)
 
@@ -91,6 +95,19 @@ def test_evaluate_reports_metrics_and_writes_html(corpus_dir, model_root, tmp_pa
     html = (report / "report.html").read_text()
     assert "ROC" in html and "data:image/png;base64" in html
     assert json.loads((report / "report.json").read_text())
+
+
+def test_reported_validation_fpr_is_what_the_saved_model_does(corpus_dir, model_root):
+    """The held-out normal sessions, rebuilt from the training log and scored through the saved artifact
+    (onnxruntime), are flagged at exactly the rate training reported."""
+    detector = Detector.load(model_root)
+    cfg = detector.config
+    events = [detector.parse(r) for r in read_records([str(corpus_dir / "train.log")], get_format(cfg.line_format))]
+    normal, lines, _, _ = normal_windows(events, detector.rule, None, detector.novelty.level_field)
+    _, val = split_indices(len(normal), cfg.val_fraction, cfg.train.seed, cfg.val_split == "chronological")
+    assert cfg.val_split == "random" and len(val) == cfg.fingerprint.val_sessions
+    verdicts = detector.score_keys([normal[i] for i in val], lines=[lines[i] for i in val])
+    assert sum(v.anomalous for v in verdicts) / len(verdicts) == cfg.calibration.validation_fpr
 
 
 def test_a_session_cut_short_is_flagged_as_ended_early_whatever_k(model_root):
