@@ -144,8 +144,11 @@ class Label:
 
     @property
     def content(self) -> tuple:
-        """What the label says (everything but the store's bookkeeping): equal content, same label."""
-        data = {k: v for k, v in self.to_dict().items() if k not in ("id", "created_at", "retracted_at")}
+        """What the label says: everything but the store's bookkeeping and the attributes, which say where the
+        labelled event lives and which search sent it (the same verdict sent again from another search is a
+        duplicate, not a change)."""
+        ignored = ("id", "created_at", "retracted_at", "attributes")
+        data = {k: v for k, v in self.to_dict().items() if k not in ignored}
         return (json.dumps(data, sort_keys=True, ensure_ascii=False),)
 
     def to_dict(self) -> dict[str, Any]:

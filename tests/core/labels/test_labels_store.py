@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -286,6 +287,8 @@ def test_a_label_sent_twice_is_stored_once_and_a_changed_one_replaces_it():
     (a,) = store.submit([first])
     (b,) = store.submit([first])  # a replay: nothing written, the same id back
     assert (b.id, b.duplicate, b.replaced) == (a.id, True, None) and store.count() == 1
+    (d,) = store.submit([replace(first, attributes={"index": "idx", "cd": "1:42", "origin": "search 2"})])
+    assert (d.id, d.duplicate) == (a.id, True)  # the same verdict sent from another search is no change
     (c,) = store.submit([make(external_id="splunk:idx:42", verdict="anomaly")])  # the analyst changed their mind
     assert c.id != a.id and c.replaced == a.id and not c.duplicate
     live = store.query()

@@ -287,7 +287,6 @@ def test_a_label_changed_in_flight_is_not_marked_and_goes_again(es, label_server
     assert forwarder.forward() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 11: the label store keeps one label per external_id")
 def test_a_label_sent_twice_is_stored_once(es, label_server, sessions):
     server, db = label_server
     index_sessions(es.url, dict(list(sessions.items())[:3]))

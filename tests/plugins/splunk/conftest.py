@@ -9,14 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from splunk_app_support import REPO, SESSION_KEY, TOKEN, store_settings
 from splunkd_peer import Splunkd
 
 from logwarden.grpc_server.settings import load_settings
 from logwarden.grpc_server.testing import BackgroundServer
-
-REPO = Path(__file__).resolve().parents[3]
-TOKEN = "splunk-app-t0ken"
-SESSION_KEY = "splunkd-session-key"
 
 
 @pytest.fixture(scope="session")
@@ -49,17 +46,6 @@ def scorer(model_root, tmp_path_factory):
         bg.url = f"http://127.0.0.1:{bg.server.companions[0].port}"
         bg.label_db = d / "labels.sqlite"
         yield bg
-
-
-def store_settings(splunkd: Splunkd, url: str, token: str = TOKEN) -> None:
-    """What the setup page leaves in storage/passwords."""
-    import json
-
-    splunkd.passwords[("ta_logwarden", "ta_logwarden:scoring_server:")] = {
-        "realm": "ta_logwarden",
-        "username": "scoring_server",
-        "password": json.dumps({"url": url, "token": token, "ca_pem": "", "timeout_s": 60}),
-    }
 
 
 @pytest.fixture

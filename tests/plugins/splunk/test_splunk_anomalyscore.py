@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 import splunk_scp as scp
-from conftest import REPO, SESSION_KEY, store_settings
+from splunk_app_support import REPO, SESSION_KEY, store_settings
 from splunkd_peer import Splunkd
 from support import engine_verdicts, sessions_by_block
 

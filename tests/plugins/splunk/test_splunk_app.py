@@ -11,7 +11,7 @@ import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import REPO
+from splunk_app_support import REPO
 
 
 def conf(app: Path, name: str) -> configparser.ConfigParser:

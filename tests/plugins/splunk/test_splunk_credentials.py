@@ -9,7 +9,7 @@ import stat
 import sys
 
 import pytest
-from conftest import SESSION_KEY
+from splunk_app_support import SESSION_KEY
 from splunkd_peer import Splunkd
 
 

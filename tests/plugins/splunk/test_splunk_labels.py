@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 import splunk_scp as scp
-from conftest import SESSION_KEY
+from splunk_app_support import SESSION_KEY, store_settings
+from splunkd_peer import Splunkd
 from support import sessions_by_block
 from test_splunk_anomalyscore import PYTHONS, chunks_of, hdfs_rows, search
 
@@ -20,9 +21,6 @@ from logwarden.core.labels.sqlite import SqliteLabelStore
 @pytest.fixture(scope="module")
 def scored(splunk_app, scorer, tmp_path_factory, command_env) -> list[dict]:
     """Rows as ``| anomalyscore`` leaves them (two sessions), newest first."""
-    from conftest import store_settings
-    from splunkd_peer import Splunkd
-
     sessions = dict(list(sessions_by_block(6, seed=57, anomaly_rate=0.0).items())[:2])
     rows = hdfs_rows(sessions)[::-1]
     with Splunkd(SESSION_KEY) as peer:
@@ -43,6 +41,13 @@ def stored(scorer) -> int:
         return store.count()
     finally:
         store.close()
+
+
+def in_own_index(rows: list[dict], python: str) -> list[dict]:
+    """The rows as if read from an index of their own per interpreter, so each parametrized run labels other
+    events (the same events labelled twice are stored once)."""
+    index = f"hdfs-py{PYTHONS.index(python)}"
+    return [{**row, "index": index} for row in rows]
 
 
 def label_search(python, app, args, rows, dispatch_dir, env, splunkd_uri):
@@ -68,6 +73,7 @@ def test_label_command_sends_one_label_per_session_with_what_the_model_said(
     reports it accepted), by the searching user, with the model's prediction and the session's template ids
     in time order."""
     before = stored(scorer)
+    scored = in_own_index(scored, python)
     _, replies, code = label_search(
         python, splunk_app, ["value=normal", "target=session", "comment=fine"], scored, dispatch_dir, command_env,
         splunkd.uri,
@@ -95,7 +101,6 @@ def test_label_command_sends_one_label_per_session_with_what_the_model_said(
         assert label.predicted == ("anomaly" if rows[0]["logwarden_session_verdict"] == "anomalous" else "normal")
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 11: label external_id (a replayed label is stored once)")
 def test_label_command_run_twice_stores_each_label_once(splunk_app, scorer, splunkd, scored, dispatch_dir, command_env):
     """Stands for an analyst running the same labelling search twice: the second run stores nothing and every
     row says duplicate."""
@@ -167,7 +172,7 @@ def test_alert_action_labels_the_alert_results(python, splunk_app, scorer, splun
     """Stands for splunkd firing the custom alert action (alert_actions.conf, payload_format = json) on a saved
     search's results: each result is stored as a label by the search's owner; splunkd.log gets a summary."""
     before = stored(scorer)
-    done = run_alert(python, splunk_app, scored[:4], tmp_path, splunkd.uri)
+    done = run_alert(python, splunk_app, in_own_index(scored[:4], python), tmp_path, splunkd.uri)
     assert done.returncode == 0, done.stderr
     assert stored(scorer) - before == 4
     assert b"INFO LogWarden alert action labelled 4 results" in done.stderr
@@ -179,7 +184,6 @@ def test_alert_action_with_bad_configuration_fails_clearly(splunk_app, splunkd, 
     assert done.returncode == 3 and b"ERROR" in done.stderr and b"maybe" in done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 11: label external_id (a replayed label is stored once)")
 def test_alert_action_fired_twice_stores_each_label_once(splunk_app, scorer, splunkd, scored, tmp_path):
     """Stands for splunkd re-running an alert action (a retry after a timeout): nothing is stored twice."""
     run_alert(PYTHONS[-1], splunk_app, scored[4:7], tmp_path, splunkd.uri)
