@@ -10,7 +10,7 @@ while it was in flight is sent again. A label the server refuses is marked with 
 value, and not sent again until an analyst changes it (and removes ``label_sent``).
 
 A label sent but not marked (the worker killed in between) is sent again; the server keeps one label per
-``external_id`` (issue 11), so it is stored once.
+``external_id``, so it is stored once.
 """
 
 from __future__ import annotations

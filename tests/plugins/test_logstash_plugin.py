@@ -10,6 +10,7 @@ status. The pipelines themselves are read with a small reader of Logstash's conf
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -192,3 +193,41 @@ def test_the_session_end_pipeline_marks_quiet_sessions():
     session = next(p for p in filters if p.name == "http" and tag in p.condition)
     assert session.settings["body"]["session_end"] is True
     assert "session_end_field=session_end" in session.settings["url"]
+
+
+def session_end_run(gateway: str, lines: list[str], key: str, host: str) -> dict:
+    """Logstash running logwarden-session-end.conf over one session's lines: each event through the pipeline's
+    first http filter, then the aggregate filter's summary event through the second; the summary event as the
+    last mutate leaves it."""
+    filters = pipeline("logwarden-session-end.conf")["filter"]
+    per_event = next(p for p in filters if p.name == "http" and not p.condition)
+    for line in lines:
+        event = {"message": line, "host": {"name": host}, "logwarden": {"session_key": key}}
+        status, _, answer = send(per_event.settings, event, gateway)
+        assert status == 200 and answer["logwarden"]["session_key"] == key
+        assert "session" not in answer["logwarden"]  # the session is still open
+    (aggregate,) = [p for p in filters if p.name == "aggregate"]
+    (tag,) = aggregate.settings["timeout_tags"]
+    summary = {"message": lines[-1], "host": {"name": host}, "logwarden": {"session_key": key, "session_end": True}}
+    session_filter = next(p for p in filters if p.name == "http" and tag in p.condition)
+    status, _, answer = send(session_filter.settings, summary, gateway)
+    assert status == 200
+    mutate = next(p for p in filters if p.name == "mutate" and tag in p.condition)
+    return apply_copy(mutate.settings, summary, {"logwarden_session": answer})
+
+
+def test_the_session_end_pipeline_judges_the_end_of_a_quiet_session(gateway):
+    """Stands for Logstash's aggregate filter closing two HDFS sessions after their inactivity timeout: the
+    summary event comes back with the session's verdict under ``logwarden.session`` — a session that stopped
+    after its first events is anomalous, a whole one is not."""
+    (grok,) = [p for p in pipeline("logwarden-session-end.conf")["filter"] if p.name == "grok"]
+    pattern = grok.settings["match"]["message"].replace("(?<[logwarden][session_key]>", "(?P<key>")
+    by_session: dict[str, list[str]] = {}
+    for line in LINES:
+        if found := re.search(pattern, line):
+            by_session.setdefault(found["key"], []).append(line)
+    (whole_key, whole), (cut_key, cut) = list(by_session.items())[:2]
+    whole_verdict = session_end_run(gateway, whole, whole_key, "dn-8")["logwarden"]["session"]
+    cut_verdict = session_end_run(gateway, cut[:2], cut_key, "dn-9")["logwarden"]["session"]
+    assert whole_verdict["verdict"] == "normal", whole_verdict
+    assert cut_verdict["verdict"] == "anomalous", cut_verdict

@@ -21,8 +21,8 @@ from logwarden_splunk.scoring import Unavailable
 VALUES = ("normal", "anomaly")
 TARGETS = ("event", "session")
 LABEL_FIELDS = ("logwarden_label_status", "logwarden_label_id", "logwarden_label_error")
-# Label fields the integration contract added (issue 11); a server that predates them refuses a label
-# naming one of them in ``error_field``, and the labels are sent again without them.
+# Label fields added by the integration contract; an older server refuses a label naming one of them in
+# ``error_field``, and the labels are sent again without them.
 CONTRACT_FIELDS = ("external_id", "attributes", "reason_code")
 PREDICTED = {"anomalous": "anomaly", "normal": "normal"}
 MAX_MESSAGE_CHARS = 64 * 1024
