@@ -59,7 +59,12 @@ class EventOut:
     model: str = ""  # the model route that scored it
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        # by hand, not dataclasses.asdict: its deep copy was 40 % of the HTTP gateway's time on big answers
+        out = {name: getattr(self, name) for name in EventOut.__dataclass_fields__}
+        out["expected"] = [
+            {"template_id": e.template_id, "template": e.template, "probability": e.probability} for e in self.expected
+        ]
+        out["warnings"] = list(self.warnings)
         out["verdict"] = "" if self.status != SCORED else ("anomalous" if self.anomalous else "normal")
         return out
 
@@ -91,7 +96,8 @@ class SessionOut:
     model: str = ""
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in SessionOut.__dataclass_fields__}
+        out["event_ids"] = list(self.event_ids)
         out["verdict"] = "anomalous" if self.anomalous else "normal"
         out["end"] = self.end.to_dict() if self.end else None
         return out
