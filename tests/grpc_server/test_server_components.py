@@ -6,6 +6,7 @@ import asyncio
 import gc
 import threading
 import tracemalloc
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,7 @@ from logwarden.grpc_server.service.errors import DeadlineExceeded, Overloaded, S
 from logwarden.grpc_server.service.locks import KeyedLocks
 from logwarden.grpc_server.service.model_holder import ServedModel
 from logwarden.grpc_server.service.scheduler import Scheduler, SessionWork, key_text
+from logwarden.grpc_server.service.schema import EventOut, Expected, SessionOut
 from logwarden.grpc_server.service.windows import window_key
 from logwarden.grpc_server.service.windows.memory import MemoryWindowStore
 from logwarden.grpc_server.settings import load_settings
@@ -240,3 +242,19 @@ def test_settings_refuse_bad_combinations(tmp_path):
         bad = tmp_path / "bad.yaml"
         bad.write_text("unknown_field: 1\n")
         load_settings(bad)
+
+
+def test_results_as_json_hold_every_field_and_share_no_list_with_the_result():
+    """``to_dict`` is built by hand (speed): it must still give every dataclass field, nested values as plain
+    data, and copies, so a stored idempotent answer cannot change when the result does (and back)."""
+    event = EventOut(id="7", anomalous=True, expected=[Expected("3", "t <*>", 0.25)], warnings=["w"], model="m")
+    session = SessionOut("h", "blk_1", 0.9, True, "r", 2, 1, event, "v1", event_ids=["7", "8"], open=True)
+    as_dict = session.to_dict()
+    want = asdict(session)
+    want["verdict"], want["end"] = "anomalous", {**asdict(event), "verdict": "anomalous"}
+    assert as_dict == want
+    as_dict["event_ids"].append("9")
+    as_dict["end"]["expected"].clear()
+    as_dict["end"]["warnings"].append("x")
+    assert session.event_ids == ["7", "8"] and len(event.expected) == 1 and event.warnings == ["w"]
+    assert SessionOut.from_dict(session.to_dict()) == session
