@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import subprocess
-import threading
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,20 @@ def send(port: int, tag: str, events: list[dict[str, Any]], *, timeout_s: float 
 
 
 class FluentServerPeer:
-    """``FluentServer`` in a node process; ``entries`` collects what it received (tag, time, record)."""
+    """``FluentServer`` in a node process; ``received()`` is what it accepted (tag, time, record), in order.
+
+    The server appends each chunk's entries to a file before it acks the chunk (``fluent_server.js``), as an
+    aggregator writes a chunk to its buffer before the ack: what it acknowledged survives a kill -9."""
 
     def __init__(self, port: int = 0, shared_key: str | None = None, server_hostname: str = "node-server") -> None:
         self.port = port
-        self.options: dict[str, Any] = {"port": port, "serverHostname": server_hostname}
+        fd, out = tempfile.mkstemp(prefix="fluent-server-", suffix=".jsonl")
+        os.close(fd)
+        self.out = Path(out)
+        self.options: dict[str, Any] = {"port": port, "serverHostname": server_hostname, "out": out}
         if shared_key is not None:
             self.options["sharedKey"] = shared_key
-        self.entries: list[dict[str, Any]] = []
         self.process: subprocess.Popen | None = None
-        self._lock = threading.Lock()
-        self._reader: threading.Thread | None = None
 
     def start(self) -> FluentServerPeer:
         _check_installed()
@@ -66,26 +69,20 @@ class FluentServerPeer:
             raise RuntimeError("fluent_server.js did not start")
         self.port = json.loads(first)["port"]
         self.options["port"] = self.port  # a restart listens on the same port
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
         return self
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            with self._lock:
-                self.entries.append(json.loads(line))
-
     def received(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.entries)
+        text = self.out.read_text()
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+
+    def clear(self) -> None:
+        self.out.write_text("")
 
     def kill(self) -> None:
         """kill -9: the aggregator dies with whatever it held."""
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
-            if self._reader is not None:
-                self._reader.join(5)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -95,8 +92,8 @@ class FluentServerPeer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        if self._reader is not None:
-            self._reader.join(5)
+        if self.process is not None:
+            self.process.stdout.close()
 
     def __enter__(self) -> FluentServerPeer:
         return self.start()

@@ -198,10 +198,12 @@ def _report(entries, lines, records, retries, steps, seconds, receiver_rc) -> di
         reasons[record["logwarden"].get("reason", "")[:60]] += record["logwarden"]["status"] == "unscored"
         if record["log"] != lines[seq % len(lines)] or record["logwarden"]["status"] not in ("scored", "unscored"):
             wrong += 1
+    missing = sorted(set(range(records)) - set(seen))
     return {
         "records": records,
         "arrived_unique": len(seen),
-        "missing": records - len(set(seen) & set(range(records))),
+        "missing": len(missing),
+        "missing_ranges": _ranges(missing)[:10],
         "duplicates": sum(n - 1 for n in seen.values()),
         "wrong_content": wrong,
         "scored": statuses["scored"],
@@ -212,3 +214,14 @@ def _report(entries, lines, records, retries, steps, seconds, receiver_rc) -> di
         "seconds": round(seconds, 1),
         "receiver_exit_code": receiver_rc,
     }
+
+
+def _ranges(numbers: list[int]) -> list[list[int]]:
+    """Sorted numbers as [first, last] runs (which records went missing, readably)."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return runs

@@ -69,7 +69,7 @@ def test_aggregator_down_then_back():
         peer.kill()
         with pytest.raises(NextHopError):
             await out.send(_chunk(2))
-        peer.entries.clear()
+        peer.clear()
         peer.start()  # same port
         await out.send(_chunk(3))  # the pooled dead connection is replaced
         await out.close()
