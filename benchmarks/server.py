@@ -121,6 +121,8 @@ def batches(lines: list[str], size: int, cycles: range, variant: str = "plain") 
 
 
 def _attributes(line: str, variant: str) -> dict[str, str]:
+    if variant == "attributes":
+        return {"index": "main"}  # matches no route: the default model, as the plain run
     if variant != "routed":
         return {}
     block = BLOCK.search(line)
@@ -376,8 +378,10 @@ def main() -> int:
             proc = start_server(
                 model, args.backend, grpc_port, http_port, [*args.server_args.split(), "--models", routes]
             )
-            try:
-                variants["routed"] = run_variant(args, lines, "routed", f"127.0.0.1:{grpc_port}", proc.pid, need)
+            try:  # the same requests with one model first, on this process: routing's own cost is the difference
+                target = f"127.0.0.1:{grpc_port}"
+                variants["attributes"] = run_variant(args, lines, "attributes", target, proc.pid, 10 * need)
+                variants["routed"] = run_variant(args, lines, "routed", target, proc.pid, need)
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -410,6 +414,10 @@ def main() -> int:
             figures["sustained"]["events_per_s"] / max(1, result["events_per_s"]), 3
         )
         result[f"{name}_p99_ms"] = figures["paced"]["p99_ms"]
+    if "routed" in variants:
+        result["routed_to_attributes_ratio"] = round(
+            result["routed_events_per_s"] / max(1, result["attributes_events_per_s"]), 3
+        )
     print(
         f"\nserver benchmark ({args.backend}, {os.cpu_count()} cores; `logwarden serve` in its own process, this "
         "load generator in another, same machine)"
@@ -432,13 +440,21 @@ def main() -> int:
         f"  HTTP single event: {result['http_single_rps']:,} req/s, p50 {result['http_p50_ms']} ms, "
         f"p99 {result['http_p99_ms']} ms (4 client threads)"
     )
+    whats = {
+        "idempotency": "an idempotency key on every request",
+        "attributes": "an index attribute on every event, one model (second server)",
+        "routed": "two models routed by that attribute (second server)",
+    }
     for name in variants:
-        what = "an idempotency key on every request" if name == "idempotency" else "two routed models"
+        what = whats[name]
         print(
             f"  with {what}: {result[f'{name}_events_per_s']:>9,} events/s sustained "
             f"(ratio {result[f'{name}_throughput_ratio']} to the plain run), p99 {result[f'{name}_p99_ms']} ms "
             f"at {args.offered:,.0f} offered"
         )
+    if "routed" in variants:
+        ratio = result["routed_to_attributes_ratio"]
+        print(f"  routing's own cost: ratio {ratio} to the same requests served by one model")
     print(json.dumps(result))
     return 0
 
