@@ -191,6 +191,16 @@ class RegexFormat(LineFormat):
         return record
 
 
+# the options of a ``json?message=...&session=...`` spec, and the JsonFormat keyword each one sets
+JSON_SPEC_OPTIONS = {
+    "message": "message_field",
+    "timestamp": "timestamp_field",
+    "time_format": "timestamp",
+    "label": "label_field",
+    "session": "session_field",
+}
+
+
 class JsonFormat(LineFormat):
     """JSON lines; field names may be dotted paths into nested objects (``log.message``)."""
 
@@ -204,22 +214,22 @@ class JsonFormat(LineFormat):
         session_field: str | None = None,
         normal_labels: Sequence[str] = _DEFAULT_NORMAL,
     ) -> None:
-        for option, name in (
-            ("message_field", message_field),
-            ("timestamp_field", timestamp_field),
-            ("label_field", label_field),
-            ("session_field", session_field),
-        ):
-            if name is not None and (not name or any(not part for part in name.split("."))):
-                raise LogWardenError(f"json format: {option} {name!r} is not a field name or dotted path")
-        options = {
-            "message": message_field,
-            "timestamp": timestamp_field,
-            "time_format": timestamp,
-            "label": label_field,
-            "session": session_field,
+        given = {
+            "message_field": message_field,
+            "timestamp_field": timestamp_field,
+            "timestamp": timestamp,
+            "label_field": label_field,
+            "session_field": session_field,
         }
-        shown = {k: v for k, v in options.items() if v is not None and not (k == "message" and v == "message")}
+        fields = {option: name for option, name in given.items() if option.endswith("_field") and name is not None}
+        for option, name in fields.items():
+            if not name or any(not part for part in name.split(".")):
+                raise LogWardenError(f"json format: {option} {name!r} is not a field name or dotted path")
+        shown = {
+            short: given[option]
+            for short, option in JSON_SPEC_OPTIONS.items()
+            if given[option] is not None and not (short == "message" and given[option] == "message")
+        }
         self.spec = "json" + (f"?{urlencode(shown)}" if shown else "")
         self.message_field = message_field
         self.timestamp_field = timestamp_field
@@ -227,7 +237,7 @@ class JsonFormat(LineFormat):
         self.label_field = label_field
         self._normal = frozenset(s.lower() for s in normal_labels)
         self.session_field = session_field
-        self._paths = {name: name.split(".") for name in options.values() if name}
+        self._paths = {name: name.split(".") for name in fields.values()}
 
     def _get(self, obj: dict, name: str) -> Any:
         for key in self._paths[name]:
@@ -437,14 +447,14 @@ def get_format(
     if key == "plain":
         return PlainFormat()
     if key == "json" or key.startswith("json?"):
-        options = {
-            "message": message_field,
-            "timestamp": timestamp_field,
-            "time_format": timestamp,
-            "label": label_field,
-            "session": session_field,
+        given = {
+            "message_field": message_field,
+            "timestamp_field": timestamp_field,
+            "timestamp": timestamp,
+            "label_field": label_field,
+            "session_field": session_field,
         }
-        return _json_format(spec, options, normal_labels)
+        return _json_format(spec, given, normal_labels)
     if "<" not in spec:
         raise LogWardenError(
             f"unknown format {spec!r}: use a preset ("
@@ -467,20 +477,14 @@ def _preset_format(preset: FormatPreset, session_field: str | None) -> RegexForm
 
 
 def _json_format(spec: str, defaults: dict[str, str | None], normal_labels: Sequence[str] | None) -> JsonFormat:
-    """``json`` with the options of ``json?message=...&session=...`` over ``defaults``."""
+    """``json`` with the options of ``json?message=...&session=...`` over ``defaults`` (JsonFormat keywords)."""
     query = dict(parse_qsl(spec[5:], strict_parsing=True)) if "?" in spec else {}
-    unknown = set(query) - set(defaults)
+    unknown = set(query) - set(JSON_SPEC_OPTIONS)
     if unknown:
         raise LogWardenError(f"format {spec!r}: unknown json option(s) {', '.join(sorted(unknown))}")
-    options = {**defaults, **query}
-    return JsonFormat(
-        message_field=options["message"] or "message",
-        timestamp_field=options["timestamp"],
-        timestamp=options["time_format"],
-        label_field=options["label"],
-        session_field=options["session"],
-        normal_labels=normal_labels or _DEFAULT_NORMAL,
-    )
+    options = {**defaults, **{JSON_SPEC_OPTIONS[short]: value for short, value in query.items()}}
+    options["message_field"] = options["message_field"] or "message"
+    return JsonFormat(**options, normal_labels=normal_labels or _DEFAULT_NORMAL)
 
 
 def _string_format(

@@ -55,6 +55,8 @@ class FluentServerPeer:
         if shared_key is not None:
             self.options["sharedKey"] = shared_key
         self.process: subprocess.Popen | None = None
+        self._entries: list[dict[str, Any]] = []
+        self._read_bytes = 0  # of ``out``, parsed into ``_entries``
 
     def start(self) -> FluentServerPeer:
         _check_installed()
@@ -72,11 +74,18 @@ class FluentServerPeer:
         return self
 
     def received(self) -> list[dict[str, Any]]:
-        text = self.out.read_text()
-        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+        """Every entry so far (only what was appended since the last call is read and parsed)."""
+        with self.out.open("rb") as f:
+            f.seek(self._read_bytes)
+            data = f.read()
+        whole = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._entries.extend(json.loads(line) for line in data[:whole].splitlines())
+        self._read_bytes += whole
+        return list(self._entries)
 
     def clear(self) -> None:
-        self.out.write_text("")
+        self.out.write_bytes(b"")
+        self._entries, self._read_bytes = [], 0
 
     def kill(self) -> None:
         """kill -9: the aggregator dies with whatever it held."""
