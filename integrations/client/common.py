@@ -455,6 +455,7 @@ class Batch:
     def __init__(self, units: list[list[int]], label: str) -> None:
         self.units = units
         self.label = label
+        self.order = tuple(int(n) for n in label.split("."))  # sorts as the batches were planned
         self.indices = [i for unit in units for i in unit]
 
     def __len__(self) -> int:
@@ -495,7 +496,7 @@ class Plan:
         batches = pack(units, sizes, max_events, max_bytes)
         self.planned = len(batches)  # before any split
         self._queue = deque(Batch(b, str(n)) for n, b in enumerate(batches))
-        self.sessions: list[SessionVerdict] = []
+        self._sessions: list[tuple[tuple[int, ...], Sequence[SessionVerdict]]] = []  # (batch order, verdicts)
 
     def next(self) -> Batch | None:
         return self._queue.popleft() if self._queue else None
@@ -506,7 +507,12 @@ class Plan:
         for i, result in zip(batch.indices, results):  # noqa: B905 - lengths checked; no strict= on 3.9
             result.id = self.events[i].id  # the caller's id, whatever came back
             self.results[i] = result
-        self.sessions.extend(sessions)
+        self._sessions.append((batch.order, sessions))
+
+    @property
+    def sessions(self) -> list[SessionVerdict]:
+        """The session verdicts in batch order, whatever order the batches came back in."""
+        return [s for _, verdicts in sorted(self._sessions, key=lambda x: x[0]) for s in verdicts]
 
     def fail(self, batch: Batch, reason: str) -> None:
         for i in batch.indices:

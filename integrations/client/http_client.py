@@ -16,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +24,7 @@ from .common import (
     INVALID,
     SCORED,
     UNSCORED,
+    Batch,
     CallFailed,
     Event,
     EventLike,
@@ -51,6 +53,9 @@ class HttpClient(LabelPages):
 
     ``score`` never raises for server or network trouble (see the package docs). TLS: ``ca_file`` to
     trust a private CA, ``cert_file`` + ``key_file`` for mTLS, ``verify=False`` only for testing.
+    ``max_in_flight``: sequence-mode requests sent at once (each on its own connection), so the server
+    scores one batch while this process encodes the next and decodes the last; stream mode always sends
+    one at a time, in order.
     """
 
     def __init__(
@@ -67,9 +72,12 @@ class HttpClient(LabelPages):
         retry: RetryPolicy | None = None,
         max_batch_events: int = 500,
         max_batch_bytes: int = 1 << 20,
+        max_in_flight: int = 1,
     ) -> None:
-        if max_batch_events < 1 or max_batch_bytes < 1 or timeout_s <= 0 or budget_s <= 0:
-            raise ValueError("max_batch_events, max_batch_bytes, timeout_s and budget_s must be positive")
+        if min(max_batch_events, max_batch_bytes, max_in_flight) < 1 or timeout_s <= 0 or budget_s <= 0:
+            raise ValueError(
+                "max_batch_events, max_batch_bytes, max_in_flight, timeout_s and budget_s must be positive"
+            )
         if (cert_file is None) != (key_file is None):
             raise ValueError("cert_file and key_file (mTLS) go together")
         if not base_url.startswith(("http://", "https://")):
@@ -78,6 +86,7 @@ class HttpClient(LabelPages):
         self.timeout_s, self.budget_s = timeout_s, budget_s
         self.retry = retry or RetryPolicy()
         self.max_batch_events, self.max_batch_bytes = max_batch_events, max_batch_bytes
+        self.max_in_flight = max_in_flight
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -115,27 +124,38 @@ class HttpClient(LabelPages):
         check_mode(mode)
         plan = Plan([as_event(e) for e in events], mode, _encode, self.max_batch_events, self.max_batch_bytes)
         deadline = time.monotonic() + (budget_s or self.budget_s)
-        while True:
-            batch = plan.next()
-            if batch is None:
-                break
-            head = _request_head(mode, options, options.request_key(batch.label, plan.planned)).encode()
-            events = b",".join(plan.payloads[i] for i in batch.indices)
-            body = b'{%s,"events":[%s]}' % (head, events)
-            try:
-                response = call_with_retries(
-                    lambda t, b=body: self._call("POST", "/v1/score", b, t), self.retry, deadline, self.timeout_s
-                )
-                plan.fill(
-                    batch,
-                    [_result(r) for r in response.get("results", [])],
-                    [_session(s) for s in response.get("sessions", [])],
-                )
-            except CallFailed as exc:
-                plan.failed(batch, exc)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                plan.fail(batch, f"bad response: {type(exc).__name__}: {exc}")
+        if mode == "sequence" and self.max_in_flight > 1:
+            self._send_concurrently(plan, mode, options, deadline)
+        else:
+            while (batch := plan.next()) is not None:
+                _settle(plan, batch, lambda b=batch: self._send(plan, b, mode, options, deadline))
         return plan.done(log), plan.sessions
+
+    def _send_concurrently(self, plan: Plan, mode: str, options: ScoreOptions, deadline: float) -> None:
+        """Up to ``max_in_flight`` batches on the wire at once; each is settled as it comes back (a batch
+        split because it was too large queues its halves)."""
+        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="logwarden-client") as pool:
+            pending: dict[Future, Batch] = {}
+            while True:
+                while len(pending) < self.max_in_flight and (batch := plan.next()) is not None:
+                    pending[pool.submit(self._send, plan, batch, mode, options, deadline)] = batch
+                if not pending:
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _settle(plan, pending.pop(future), future.result)
+
+    def _send(
+        self, plan: Plan, batch: Batch, mode: str, options: ScoreOptions, deadline: float
+    ) -> tuple[list[ScoredEvent], list[SessionVerdict]]:
+        """One batch's request, with retries; its results and session verdicts (``CallFailed`` when it failed
+        for good, ``KeyError`` and friends when the answer was not the expected shape)."""
+        head = _request_head(mode, options, options.request_key(batch.label, plan.planned)).encode()
+        body = b'{%s,"events":[%s]}' % (head, b",".join(plan.payloads[i] for i in batch.indices))
+        response = call_with_retries(
+            lambda t: self._call("POST", "/v1/score", body, t), self.retry, deadline, self.timeout_s
+        )
+        return [_result(r) for r in response.get("results", [])], [_session(s) for s in response.get("sessions", [])]
 
     def submit_labels(self, labels: Iterable[Mapping[str, Any]], *, budget_s: float | None = None) -> list[dict]:
         """Store analysts' labels (dicts with the Label fields); one result each (``accepted``, ``label_id``,
@@ -201,6 +221,16 @@ class HttpClient(LabelPages):
             raise _network_failure(exc, timeout) from None
         except ValueError as exc:
             raise CallFailed(f"bad response: not JSON ({exc})") from None
+
+
+def _settle(plan: Plan, batch: Batch, answer: Any) -> None:
+    """Record one batch's outcome in the plan: ``answer()`` gives its results or raises why it failed."""
+    try:
+        plan.fill(batch, *answer())
+    except CallFailed as exc:
+        plan.failed(batch, exc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        plan.fail(batch, f"bad response: {type(exc).__name__}: {exc}")
 
 
 # -- errors and conversions ---------------------------------------------------------------------------

@@ -207,6 +207,31 @@ def test_sequence_batching_keeps_keyed_sessions_whole(server, grpc_client, sessi
     )
 
 
+def test_http_requests_in_flight_answer_as_one_at_a_time(server, http_client, sessions):
+    """``max_in_flight``: sequence-mode batches go out together and come back in any order; the results sit at
+    their input positions and the verdicts in batch order, as when sent one by one. Stream mode stays one at a
+    time, in order (its windows continue across batches)."""
+    events = _events(sessions, "inflight", keyed=True)
+    one = HttpClient(_http_url(server), token=TOKEN, max_batch_events=3)
+    many = HttpClient(_http_url(server), token=TOKEN, max_batch_events=3, max_in_flight=4)
+    expected, expected_verdicts = one.score_sessions(events)
+    before = _sample(server, "logwarden_http_requests_total", route="/v1/score", method="POST", status="200")
+    results, verdicts = many.score_sessions(events)
+    after = _sample(server, "logwarden_http_requests_total", route="/v1/score", method="POST", status="200")
+    assert after - before == len(sessions)  # a request per session: every session longer than 3 events
+    assert [r.id for r in results] == [e["id"] for e in events]
+    for result, other in zip(results, expected, strict=True):
+        _same(result, other)
+    assert [(v.session_key, v.score) for v in verdicts] == [(v.session_key, v.score) for v in expected_verdicts]
+    stream = _events(sessions, "")
+    whole = http_client.score([{**e, "source": "inflight-whole"} for e in stream])
+    batched = many.score([{**e, "source": "inflight-batched"} for e in stream])
+    for result, other in zip(batched, whole, strict=True):
+        _same(result, other)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        HttpClient(_http_url(server), max_in_flight=0)
+
+
 def test_stream_session_end_through_both_clients(grpc_client, http_client, sessions):
     """A shipper marks each session's last event; in stream mode the session verdicts come back with it."""
     chosen = dict(list(sessions.items())[:3])
