@@ -60,6 +60,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 from aiohttp import web
 
@@ -85,8 +86,12 @@ ADMIN_ROUTES = ("/v1/model/reload",)
 
 
 def _dumps(data: Any) -> bytes:
-    """Compact JSON; a lone surrogate echoed from the request is written as its JSON escape, never an error."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+    """Compact JSON (orjson: the answers are large); a lone surrogate echoed from the request, which orjson
+    refuses, is written as its JSON escape by the standard library instead, never an error."""
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
 
 
 def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
