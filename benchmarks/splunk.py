@@ -24,7 +24,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "plugins" / "splunk"), str(ROOT / "plugins" / "splunk")]
+APP_BIN = ROOT / "plugins" / "splunk" / "ta_logwarden" / "bin"
+sys.path[:0] = [str(ROOT / "tests" / "plugins" / "splunk"), str(ROOT / "plugins" / "splunk"), str(APP_BIN)]
 
 import appinspect  # noqa: E402
 import build  # noqa: E402
@@ -122,6 +123,8 @@ def server_only(rows: list[dict], port: int) -> float:
     """The scoring server alone (sequence mode through the same client, no Splunk framework): events/s."""
     import re
 
+    from logwarden_splunk.scoring import IN_FLIGHT
+
     from logwarden.integrations.client import HttpClient
 
     block = re.compile(r"blk_-?\d+")
@@ -130,7 +133,7 @@ def server_only(rows: list[dict], port: int) -> float:
          for r in rows),
         key=lambda e: (e["source"], e["session_key"]),
     )  # fmt: skip
-    client = HttpClient(f"http://127.0.0.1:{port}", max_batch_events=1000, budget_s=3600)
+    client = HttpClient(f"http://127.0.0.1:{port}", max_batch_events=1000, budget_s=3600, max_in_flight=IN_FLIGHT)
     started = time.perf_counter()
     results, _ = client.score_sessions(events)
     assert all(r.status == "scored" for r in results)

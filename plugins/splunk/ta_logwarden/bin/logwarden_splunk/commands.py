@@ -59,7 +59,8 @@ class AnomalyScoreCommand(EventingCommand):
             max_buffer=int(self.max_buffer),
         )
         sid = str(getattr(self.metadata.searchinfo, "sid", "") or "")
-        self._scorer = scoring.Scorer(options, sid, _client_factory(self, max_batch_events=1000))
+        client = _client_factory(self, max_batch_events=1000, max_in_flight=scoring.IN_FLIGHT)
+        self._scorer = scoring.Scorer(options, sid, client)
         self._names: dict[str, None] = {}  # every field seen in any chunk, in order
 
     def transform(self, records):
@@ -67,15 +68,18 @@ class AnomalyScoreCommand(EventingCommand):
         if rows:
             self._names.update(dict.fromkeys(rows[0]))  # a chunk's rows share its CSV header
         flush = self._scorer.take(rows, bool(self._finished))
-        for message in flush.warnings:
+        first = True
+        for row in flush.rows:
+            if first:
+                # the reply's CSV header is the first row's fields plus the registered ones: register every
+                # field of every chunk held (later chunks may bring fields the first lacked) and the logwarden_*
+                # fields
+                for name in (*self._names, *scoring.OUTPUT_FIELDS):
+                    self.add_field(row, name, row.get(name))
+                first = False
+            yield row
+        for message in flush.warnings:  # complete once the rows are all out
             self.write_warning(message)
-        if flush.rows:
-            # the reply's CSV header is the first row's fields plus the registered ones: register every field
-            # of every chunk held (later chunks may bring fields the first lacked) and the logwarden_* fields
-            first = flush.rows[0]
-            for name in (*self._names, *scoring.OUTPUT_FIELDS):
-                self.add_field(first, name, first.get(name))
-        yield from flush.rows
 
 
 @Configuration(distributed=False)
