@@ -13,7 +13,9 @@ starts, ``--concurrency`` in flight.
 1. ``direct_docs_per_s``: bulks straight into the stand-in (the ceiling for everything behind it);
 2. ``proxy_docs_per_s``: through the proxy, every document scored (target ≥ 20,000/s);
 3. ``passthrough_docs_per_s``: through the proxy with scoring off (target ≥ 100,000/s, i.e. the proxy
-   is not the bottleneck: compare with 1.);
+   is not the bottleneck: compare with 1.); ``sink_passthrough_docs_per_s``: the same into a bulk sink that
+   answers every item created without reading the sources (a cluster that is never the bottleneck, so this
+   is the proxy's own ceiling on this machine, with the load generator and the sink beside it);
 4. ``p99_added_ms``: bulks sent on a fixed schedule at ``--offered`` documents/s for ``--seconds``,
    straight and through the scoring proxy; p99 through the proxy minus p99 straight;
 5. ``backfill_docs_per_s``: ``es-worker --backfill`` over ``--backfill-docs`` documents already indexed
@@ -87,6 +89,42 @@ def start_peer(port: int) -> subprocess.Popen:
     )
     wait_http(f"http://127.0.0.1:{port}/", proc, "the Elasticsearch stand-in")
     return proc
+
+
+def start_sink(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-sink", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_http(f"http://127.0.0.1:{port}/", proc, "the bulk sink")
+    return proc
+
+
+def serve_sink(port: int) -> None:
+    """A bulk endpoint that answers every item ``201 created`` at once, reading only the action lines' count
+    (the shape of Elasticsearch's answer, none of its work)."""
+    import gzip
+
+    from aiohttp import web
+
+    item = b'{"index":{"_index":"logs-bench","_id":"x","_version":1,"result":"created","status":201}}'
+    product = {"X-Elastic-Product": "Elasticsearch"}
+
+    async def root(request: web.Request) -> web.Response:
+        return web.json_response({"version": {"number": "9.1.0"}, "tagline": "You Know, for Search"}, headers=product)
+
+    async def bulk(request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        items = sum(1 for line in body.split(b"\n") if line.strip()) // 2  # index actions, each with a source
+        answer = b'{"took":0,"errors":false,"items":[' + b",".join([item] * items) + b"]}"
+        return web.Response(body=answer, content_type="application/json", headers=product)
+
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_get("/", root)
+    app.router.add_post("/_bulk", bulk)
+    app.router.add_post("/{index}/_bulk", bulk)
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
 
 
 def start_proxy(port: int, upstream: str, scorer: str, score: bool) -> subprocess.Popen:
@@ -204,8 +242,12 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="bulks in flight in the throughput runs")
     ap.add_argument("--backfill-docs", type=int, default=20_000)
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
-    ap.add_argument("--phases", default="direct,proxy,passthrough,latency,backfill")
+    ap.add_argument("--phases", default="direct,proxy,passthrough,sink,latency,backfill")
+    ap.add_argument("--serve-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_sink:
+        serve_sink(args.serve_sink)
+        return 0
     phases = set(args.phases.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
@@ -215,7 +257,9 @@ def main() -> int:
             train = [sys.executable, "-m", "logwarden.core.cli", "train", str(Path(tmp) / "train.log")]
             train += ["--format", "hdfs", "--out", str(model), "--epochs", "5", "--quiet"]
             subprocess.run(train, check=True, stdout=subprocess.DEVNULL)
-        grpc_port, http_port, peer_port, proxy_port, pass_port = (free_port() for _ in range(5))
+        grpc_port, http_port, peer_port, proxy_port, pass_port, sink_port, sink_pass_port = (
+            free_port() for _ in range(7)
+        )
         procs: dict[str, subprocess.Popen] = {}
         try:
             procs["scorer"] = start_server(model, "onnx", grpc_port, http_port, [])
@@ -224,20 +268,25 @@ def main() -> int:
             peer = f"http://127.0.0.1:{peer_port}"
             procs["proxy"] = start_proxy(proxy_port, peer, scorer, score=True)
             procs["passthrough"] = start_proxy(pass_port, peer, scorer, score=False)
+            procs["sink"] = start_sink(sink_port)
+            procs["sink_passthrough"] = start_proxy(sink_pass_port, f"http://127.0.0.1:{sink_port}", scorer, False)
             proxy, passthrough = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{pass_port}"
+            sink_passthrough = f"http://127.0.0.1:{sink_pass_port}"
             out: dict = {"bulk": args.bulk, "records": args.records, "concurrency": args.concurrency}
             cycle = 1
-            for name, url in (("direct", peer), ("proxy", proxy), ("passthrough", passthrough)):
+            runs = (("direct", peer), ("proxy", proxy), ("passthrough", passthrough), ("sink", sink_passthrough))
+            for name, url in runs:
+                key = "sink_passthrough" if name == "sink" else name
                 if name not in phases:
-                    out[f"{name}_docs_per_s"] = 0
+                    out[f"{key}_docs_per_s"] = 0
                     continue
                 payloads = bodies(args.records, args.bulk, cycle)
                 cycle += math.ceil(args.records / 49_000) + 1
                 rate, cores = measured(
                     procs, lambda u=url, p=payloads: asyncio.run(throughput(u, p, args.concurrency, args.bulk))
                 )
-                out[f"{name}_docs_per_s"] = round(rate)
-                out[f"{name}_cores"] = cores
+                out[f"{key}_docs_per_s"] = round(rate)
+                out[f"{key}_cores"] = cores
                 delete_index(peer)
             if "latency" in phases:
                 n = max(1, int(args.seconds * args.offered / args.bulk))
@@ -271,6 +320,7 @@ def main() -> int:
         "direct_docs_per_s",
         "proxy_docs_per_s",
         "passthrough_docs_per_s",
+        "sink_passthrough_docs_per_s",
         "direct_p50_ms",
         "direct_p99_ms",
         "proxy_p50_ms",
@@ -280,7 +330,7 @@ def main() -> int:
     ):
         if key in out:
             print(f"{key:<34}{out[key]:>12}")
-    for key in ("direct_cores", "proxy_cores", "passthrough_cores", "backfill_cores"):
+    for key in ("direct_cores", "proxy_cores", "passthrough_cores", "sink_passthrough_cores", "backfill_cores"):
         if key in out:
             print(f"{key:<34}  {out[key]}")
     print(json.dumps(out))

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 WRITE_OPS = ("index", "create")
 OPS = ("index", "create", "update", "delete")
 
@@ -110,10 +112,7 @@ class BulkBody:
         """The action's source as an object, or None when its line is not a JSON object."""
         if action.source_line is None:
             return None
-        try:
-            value = json.loads(self.lines[action.source_line])
-        except (ValueError, UnicodeDecodeError):
-            return None
+        value = loads(self.lines[action.source_line])
         return value if isinstance(value, dict) else None
 
     def replace_source(self, action: Action, source: dict) -> None:
@@ -131,8 +130,12 @@ class BulkBody:
         if source and fields and body.endswith(b"}") and not any(k in source for k in fields):
             members = dumps(fields)[1:-1]  # '"logwarden":{...},"event":{...}'
             self.lines[action.source_line] = body[:-1] + b"," + members + b"}" + line[len(body) :]
-        else:
-            self.replace_source(action, merge_enrichment(source, fields))
+        else:  # written anew: read exactly first (orjson reads an integer beyond 64 bits as a float)
+            try:
+                exact = json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                exact = None
+            self.replace_source(action, merge_enrichment(exact if isinstance(exact, dict) else source, fields))
 
     def body(self) -> bytes:
         return b"".join(self.lines)
@@ -165,12 +168,27 @@ def _terminated(line: bytes) -> bytes:
     return line if line.endswith(b"\n") else line + b"\n"
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
 def dumps(value: Any) -> bytes:
-    """Compact JSON, UTF-8 (one encoder for every call: this runs once per document)."""
-    return _ENCODER.encode(value).encode("utf-8")
+    """Compact JSON, UTF-8 (orjson: this runs once per document). What orjson refuses (text with a lone
+    surrogate, which a source can hold as a ``\\ud800`` escape; integers beyond 64 bits) is written by the
+    standard library, non-ASCII as escapes, so the surrogate stays the escape it was."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def loads(line: bytes) -> Any:
+    """A JSON value (orjson; what it refuses but the standard library reads, such as a ``\\ud800`` escape,
+    read by the latter), or None when the line is not JSON."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def lookup(source: dict, path: str) -> Any:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import re
 import signal
 import ssl
@@ -51,6 +50,7 @@ from logwarden.integrations.elasticsearch.bulk import (
     compress,
     decompress,
     dumps,
+    loads,
     lookup,
 )
 from logwarden.integrations.elasticsearch.metrics import ProxyMetrics
@@ -467,8 +467,8 @@ def _item_status(item: Any) -> int | None:
 
 def _json_answer(headers, payload: bytes) -> Any:
     try:
-        return json.loads(decompress(payload, headers.get(hdrs.CONTENT_ENCODING)))
-    except (BodyError, ValueError, UnicodeDecodeError):
+        return loads(decompress(payload, headers.get(hdrs.CONTENT_ENCODING)))
+    except BodyError:
         return None
 
 

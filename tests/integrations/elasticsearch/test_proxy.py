@@ -138,6 +138,26 @@ def test_ndjson_as_other_shippers_write_it(proxy, es):
     assert status == 400 and "terminated by a newline" in json.loads(answer)["error"]["reason"]
 
 
+def test_sources_rewritten_keep_big_integers_and_escaped_surrogates(proxy, es):
+    """A source that already has ``event`` fields is merged and written anew: an integer beyond 64 bits stays
+    exact and a lone surrogate written as an escape stays that escape (both legal JSON that Elasticsearch takes);
+    a source without them is spliced, its own bytes untouched."""
+    merged = (
+        b'{"message":%s,"event":{"kind":"event"},"big":18446744073709551617,"odd":"\\ud800"}'
+        % json.dumps(LINES[1]).encode()
+    )
+    spliced = b'{"message":%s,"odd":"\\udfff x"}' % json.dumps(LINES[2]).encode()
+    body = b'{"index":{"_index":"logs-odd"}}\n' + merged + b'\n{"index":{"_index":"logs-odd"}}\n' + spliced + b"\n"
+    status, _, answer = raw(proxy.url + "/_bulk", body, NDJSON)
+    assert status == 200 and not json.loads(answer)["errors"]
+    forwarded = es.bulk_requests()[-1].body.splitlines()
+    first = json.loads(forwarded[1])
+    assert first["big"] == 18446744073709551617 and first["odd"] == "\ud800"
+    assert first["event"]["kind"] == "event" and "risk_score" in first["event"]
+    assert first["logwarden"]["status"] == "scored"
+    assert forwarded[3].startswith(spliced[:-1]) and json.loads(forwarded[3])["logwarden"]["status"] == "scored"
+
+
 def test_answers_are_relayed_byte_for_byte(proxy, es):
     """Per-item errors, whole-request 429/503/413 with their bodies and headers, as the cluster sent them."""
     scripted = b'{"took":3,"errors":true,"items":[{"index":{"_index":"x","_id":"1","status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}]}'  # noqa: E501
