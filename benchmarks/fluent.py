@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import subprocess
 import sys
@@ -47,7 +48,7 @@ from logwarden.core.synthetic import generate  # noqa: E402
 
 
 class CountingSink:
-    """The next hop: reads Forward frames, counts entries, acks each chunk."""
+    """The next hop: reads Forward frames (Forward or PackedForward mode), counts entries, acks each chunk."""
 
     def __init__(self) -> None:
         self.entries = 0
@@ -64,7 +65,7 @@ class CountingSink:
             while data := await reader.read(1 << 20):
                 unpacker.feed(data)
                 for frame in unpacker:
-                    self.entries += len(frame[1])
+                    self.entries += count_entries(frame[1])
                     chunk = frame[2].get("chunk") if len(frame) > 2 else None
                     if chunk is not None:
                         writer.write(msgpack.packb({"ack": chunk}))
@@ -72,6 +73,14 @@ class CountingSink:
             pass
         finally:
             writer.close()
+
+
+def count_entries(body: list | bytes) -> int:
+    """Entries in a Forward frame's body: a list (Forward mode) or packed entries (PackedForward), unpacked
+    as in_forward unpacks them."""
+    if isinstance(body, list):
+        return len(body)
+    return sum(1 for _ in msgpack.Unpacker(io.BytesIO(body), raw=False, strict_map_key=False))
 
 
 def build_chunks(lines: list[str], records: int, chunk_records: int, first_cycle: int) -> list[tuple[bytes, str]]:

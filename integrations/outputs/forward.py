@@ -1,11 +1,12 @@
 """Forward next hop: re-emits records to a Fluentd or Fluent Bit ``in_forward`` (an aggregator).
 
-Each ``send`` writes one frame — Forward mode ``[tag, [entry, ...], options]``, or CompressedPackedForward
-(``compress="gzip"``) — with a ``chunk`` id (base64 of the first 16 bytes of SHA-512 of the entries, as Fluent
-Bit makes it, so a resend carries the same id) and waits for ``{"ack": chunk}``. Entries keep their shape
-(``[[time, metadata], record]`` stays so unless ``retain_metadata`` is off, for Fluentd older than the v2
-shape). Shared-key handshake and TLS as ``in_forward`` expects them. Connections are pooled; a failed try
-closes its connection and is retried with backoff until ``budget_s`` runs out, then ``NextHopError``.
+Each ``send`` writes one frame — PackedForward ``[tag, <entries packed as bin>, options]``, or
+CompressedPackedForward (``compress="gzip"``) — with a ``chunk`` id (base64 of the first 16 bytes of SHA-512 of
+the packed entries, as Fluent Bit makes it, so a resend carries the same id) and waits for
+``{"ack": chunk}``. Entries keep their shape (``[[time, metadata], record]`` stays so unless
+``retain_metadata`` is off, for Fluentd older than the v2 shape). Shared-key handshake and TLS as
+``in_forward`` expects them. Connections are pooled; a failed try closes its connection and is retried with
+backoff until ``budget_s`` runs out, then ``NextHopError``.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ class ForwardOutput:
         shake.check_pong(await message())
 
     def _frame(self, chunk: Chunk) -> tuple[bytes, str | None]:
+        """A PackedForward frame (the entries packed once, as Fluent Bit's own ``forward`` output sends them),
+        gzip-compressed when configured, and its chunk id when acks are required."""
         c = self.config
         pack = packer()
         if c.retain_metadata:
@@ -131,18 +134,15 @@ class ForwardOutput:
             ]
         else:
             entries = [[r.time, r.record] for r in chunk.records]
+        payload = b"".join(map(pack.pack, entries))
         options: dict[str, Any] = {"size": len(entries), "fluent_signal": 0}
+        body = payload
         if c.compress == "gzip":
-            payload = b"".join(pack.pack(e) for e in entries)
-            body: Any = gzip.compress(payload, compresslevel=1, mtime=0)
+            body = gzip.compress(payload, compresslevel=1, mtime=0)
             options["compressed"] = "gzip"
-            digest_of = payload
-        else:
-            body = entries
-            digest_of = pack.pack(entries)
         chunk_id = None
         if c.require_ack:
-            chunk_id = base64.b64encode(hashlib.sha512(digest_of).digest()[:16]).decode()
+            chunk_id = base64.b64encode(hashlib.sha512(payload).digest()[:16]).decode()
             options["chunk"] = chunk_id
         return pack.pack([chunk.tag, body, options]), chunk_id
 
