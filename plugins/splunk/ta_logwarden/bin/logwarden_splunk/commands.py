@@ -68,18 +68,15 @@ class AnomalyScoreCommand(EventingCommand):
         if rows:
             self._names.update(dict.fromkeys(rows[0]))  # a chunk's rows share its CSV header
         flush = self._scorer.take(rows, bool(self._finished))
-        first = True
-        for row in flush.rows:
-            if first:
-                # the reply's CSV header is the first row's fields plus the registered ones: register every
-                # field of every chunk held (later chunks may bring fields the first lacked) and the logwarden_*
-                # fields
-                for name in (*self._names, *scoring.OUTPUT_FIELDS):
-                    self.add_field(row, name, row.get(name))
-                first = False
-            yield row
-        for message in flush.warnings:  # complete once the rows are all out
+        for message in flush.warnings:
             self.write_warning(message)
+        if flush.rows:
+            # the reply's CSV header is the first row's fields plus the registered ones: register every field
+            # of every chunk held (later chunks may bring fields the first lacked) and the logwarden_* fields
+            first = flush.rows[0]
+            for name in (*self._names, *scoring.OUTPUT_FIELDS):
+                self.add_field(first, name, first.get(name))
+        yield from flush.rows
 
 
 @Configuration(distributed=False)

@@ -17,11 +17,9 @@ rows back with ``logwarden_status=unscored`` and a reason, and one warning for t
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from logwarden_splunk import rows as R
@@ -46,8 +44,10 @@ OUTPUT_FIELDS = (
     "logwarden_model_version",
 )
 MODES = ("sequence", "stream")
-SLICE_EVENTS = 20_000  # events per score call: bounds the results held at once
-IN_FLIGHT = 3  # sequence-mode requests on the wire at once: the server scores one while this process codes others
+SLICE_EVENTS = 5_000  # events per score call: bounds the results held at once
+# sequence-mode requests on the wire at once: a scorer on another machine (or with cores to spare) scores one
+# batch while the network carries the others and this process codes them
+IN_FLIGHT = 3
 
 
 @dataclass
@@ -66,12 +66,10 @@ class Unavailable(Exception):
 
 @dataclass
 class Flush:
-    """What one flush gives back: the rows in input order, each given as soon as it and every row before it
-    have their fields (scoring goes on meanwhile); and what to tell the job inspector, complete once the rows
-    have all been taken."""
+    """What one flush gives back: the rows in input order, and what to tell the job inspector."""
 
-    rows: Iterable[dict] = ()
-    warnings: list[str] = field(default_factory=list)
+    rows: list[dict]
+    warnings: list[str]
 
 
 class Scorer:
@@ -117,49 +115,32 @@ class Scorer:
                 "sessions whole",
             )
             return flush
-        return Flush()
+        return Flush([], [])
 
     # -- scoring ----------------------------------------------------------------------------------------
 
     def _flush(self, held: list[dict], kind: str) -> Flush:
         """Score ``held`` and write the ``logwarden_*`` fields into its rows (in place, to keep memory low)."""
-        flush = Flush()
-        flush.rows = self._scored_rows(held, kind, flush.warnings)
-        return flush
-
-    def _scored_rows(self, held: list[dict], kind: str, warnings: list[str]) -> Iterator[dict]:
-        """``held`` in order, each row given once it and all before it are done. The slices (whole sessions,
-        those appearing first in the input first) are scored on a thread of their own, so that the framework
-        writes the rows already done while the server scores the next ones."""
+        if not held:
+            return Flush([], [])
         done = bytearray(len(held))  # 1 where the row has its fields
-        emitted = 0
+        warnings: list[str] = []
         try:
             client = self._ready()
             units, key_of, messages = self._units(held, done)
             self._flushes += 1
-            units.sort(key=lambda unit: min(unit, default=0))
-            finished: queue.Queue = queue.Queue()
-            worker = threading.Thread(
-                target=self._score_slices,
-                args=(client, held, _slices(units, SLICE_EVENTS), key_of, messages, kind, finished),
-                name="logwarden-anomalyscore",
-                daemon=True,
-            )
-            worker.start()
-            while (piece := finished.get()) is not None:
+            for n, piece in enumerate(_slices(units, SLICE_EVENTS)):
+                events = self._events(held, piece, key_of, messages, kind)
+                self._score(client, held, events, kind, f"splunk:{self.search_id}:{self._flushes}:{n}")
                 for unit in piece:
                     for i in unit:
                         done[i] = 1
-                while emitted < len(held) and done[emitted]:
-                    yield held[emitted]
-                    emitted += 1
         except Unavailable as exc:
             self._unavailable = self._unavailable or str(exc)
         except Exception as exc:  # never lose the chunk: the rows go on unscored, the inspector says why
-            self._internal = self._internal or f"internal error: {type(exc).__name__}: {exc}"
+            self._internal = f"internal error: {type(exc).__name__}: {exc}"
         reasons: dict[str, int] = {}
-        for i in range(len(held)):
-            row = held[i]
+        for i, row in enumerate(held):
             if not done[i]:
                 row.update(unscored(self._internal or self._unavailable or "not scored"))
             if row["logwarden_status"] == "unscored":
@@ -173,20 +154,7 @@ class Scorer:
                 f"LogWarden: {count} rows passed through unscored: {reason}"
                 + (f" (and {more} more for other reasons)" if more else "")
             )
-        yield from held[emitted:]
-
-    def _score_slices(self, client, held, slices, key_of, messages, kind, finished: queue.Queue) -> None:
-        """The scoring thread: each slice scored in turn and put on ``finished``; ``None`` at the end, or at the
-        first failure (its reason kept for the rows not scored)."""
-        try:
-            for n, piece in enumerate(slices):
-                events = self._events(held, piece, key_of, messages, kind)
-                self._score(client, held, events, kind, f"splunk:{self.search_id}:{self._flushes}:{n}")
-                finished.put(piece)
-        except Exception as exc:  # Unavailable cannot happen here: the client was made before
-            self._internal = f"internal error: {type(exc).__name__}: {exc}"
-        finally:
-            finished.put(None)
+        return Flush(held, warnings)
 
     def _ready(self) -> Any:
         if self._unavailable:
