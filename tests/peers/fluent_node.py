@@ -57,6 +57,7 @@ class FluentServerPeer:
         self.process: subprocess.Popen | None = None
         self._entries: list[dict[str, Any]] = []
         self._read_bytes = 0  # of ``out``, parsed into ``_entries``
+        self._closed = False
 
     def start(self) -> FluentServerPeer:
         _check_installed()
@@ -74,7 +75,10 @@ class FluentServerPeer:
         return self
 
     def received(self) -> list[dict[str, Any]]:
-        """Every entry so far (only what was appended since the last call is read and parsed)."""
+        """Every entry so far (only what was appended since the last call is read and parsed); after ``close``,
+        every entry it received."""
+        if self._closed:
+            return list(self._entries)
         with self.out.open("rb") as f:
             f.seek(self._read_bytes)
             data = f.read()
@@ -104,8 +108,15 @@ class FluentServerPeer:
         if self.process is not None:
             self.process.stdout.close()
 
+    def close(self) -> None:
+        """Stop, and remove the file of what it received (kept in memory for ``received()``)."""
+        self.stop()
+        self.received()
+        self._closed = True
+        self.out.unlink(missing_ok=True)
+
     def __enter__(self) -> FluentServerPeer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()

@@ -132,7 +132,10 @@ def run_no_loss(model: Path, records: int, *, chunk_records: int = 500, workers:
         if scorer.proc.poll() is None:
             scorer.kill()
         hop.stop()
-    return _report(hop.received(), lines, records, retries, steps, seconds, receiver_rc)
+    try:
+        return _report(hop.received(), lines, records, retries, steps, seconds, receiver_rc)
+    finally:
+        hop.close()
 
 
 async def _drive(port, lines, records, chunk_records, workers, scorer, hop) -> tuple[int, list[str]]:

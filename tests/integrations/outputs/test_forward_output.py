@@ -78,7 +78,7 @@ def test_aggregator_down_then_back():
         asyncio.run(scenario())
         until(lambda: len(peer.received()) == 3, "the 3 records sent after the restart")
     finally:
-        peer.stop()
+        peer.close()
 
 
 def test_v2_entries_keep_their_metadata_over_tls(pki):
