@@ -39,7 +39,9 @@ Batching: inputs are split into requests of at most ``max_batch_events`` events 
 ``max_batch_bytes`` bytes (keep both under the server's ``max_events_per_request`` and
 ``max_request_bytes``); each batch succeeds or fails open on its own. Stream mode sends events in
 input order, so each session continues across batches. Sequence mode keeps every session the caller
-keyed (``source``, ``session_key``) in one request; events without a session key may be split.
+keyed (``source``, ``session_key``) in one request; events without a session key may be split. The HTTP
+client's ``max_in_flight`` (default 1) sends that many sequence-mode requests at once, each on its own
+connection; the answers land at their input positions whatever order they come back in.
 
 Retries: UNAVAILABLE and RESOURCE_EXHAUSTED (HTTP 429, 500, 502, 503) are retried with exponential
 backoff and full jitter (``RetryPolicy``), at least as late as the server's ``Retry-After`` (or gRPC's
