@@ -198,7 +198,8 @@ def _report(entries, lines, records, retries, steps, seconds, receiver_rc) -> di
         seq = record["seq"]
         seen[seq] += 1
         statuses[record["logwarden"]["status"]] += 1
-        reasons[record["logwarden"].get("reason", "")[:60]] += record["logwarden"]["status"] == "unscored"
+        if record["logwarden"]["status"] == "unscored":
+            reasons[record["logwarden"].get("reason", "")[:60]] += 1
         if record["log"] != lines[seq % len(lines)] or record["logwarden"]["status"] not in ("scored", "unscored"):
             wrong += 1
     missing = sorted(set(range(records)) - set(seen))
