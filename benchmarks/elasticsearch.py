@@ -10,6 +10,8 @@ unless ``--model``), the Elasticsearch stand-in (``tests/peers/elasticsearch.py`
 aiohttp: bulks of ``--bulk`` documents (generated HDFS lines with fresh block ids), built before the clock
 starts, ``--concurrency`` in flight.
 
+0. ``scorer_events_per_s``: the scorer alone, loaded as ``benchmarks/server.py`` loads it (raw lines over 4
+   gRPC streams), on the same lines: the ceiling of the scoring proxy on this machine today;
 1. ``direct_docs_per_s``: bulks straight into the stand-in (the ceiling for everything behind it);
 2. ``proxy_docs_per_s``: through the proxy, every document scored (target ≥ 20,000/s);
 3. ``passthrough_docs_per_s``: through the proxy with scoring off (target ≥ 100,000/s, i.e. the proxy
@@ -54,11 +56,13 @@ from logwarden.core.synthetic import generate  # noqa: E402
 _spec = importlib.util.spec_from_file_location("bench_server", HERE / "server.py")
 bench_server = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_server)
-free_port, start_server, replay, cpu_seconds = (
+free_port, start_server, replay, cpu_seconds, scorer_batches, grpc_load = (
     bench_server.free_port,
     bench_server.start_server,
     bench_server.replay,
     bench_server.cpu_seconds,
+    bench_server.batches,
+    bench_server.grpc_load,
 )
 NDJSON = {"Content-Type": "application/x-ndjson"}
 BASE_MS = 1_767_225_600_000
@@ -242,7 +246,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="bulks in flight in the throughput runs")
     ap.add_argument("--backfill-docs", type=int, default=20_000)
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
-    ap.add_argument("--phases", default="direct,proxy,passthrough,sink,latency,backfill")
+    ap.add_argument("--phases", default="scorer,direct,proxy,passthrough,sink,latency,backfill")
     ap.add_argument("--serve-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_sink:
@@ -273,6 +277,10 @@ def main() -> int:
             proxy, passthrough = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{pass_port}"
             sink_passthrough = f"http://127.0.0.1:{sink_pass_port}"
             out: dict = {"bulk": args.bulk, "records": args.records, "concurrency": args.concurrency}
+            if "scorer" in phases:  # fresh sessions far from the cycles the phases below use
+                requests = scorer_batches(generate(3000, anomaly_rate=0.02, seed=22).lines, 500, range(900, 904))
+                alone = asyncio.run(grpc_load(scorer, requests, args.seconds, 4, None, 500, procs["scorer"].pid))
+                out["scorer_events_per_s"], out["scorer_cores"] = alone["events_per_s"], alone["server_cores"]
             cycle = 1
             runs = (("direct", peer), ("proxy", proxy), ("passthrough", passthrough), ("sink", sink_passthrough))
             for name, url in runs:
@@ -315,8 +323,12 @@ def main() -> int:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+    if out.get("scorer_events_per_s") and out.get("proxy_docs_per_s"):
+        out["proxy_share_of_scorer"] = round(out["proxy_docs_per_s"] / out["scorer_events_per_s"], 3)
     print(f"{'measure':<34}{'value':>12}")
     for key in (
+        "scorer_events_per_s",
+        "proxy_share_of_scorer",
         "direct_docs_per_s",
         "proxy_docs_per_s",
         "passthrough_docs_per_s",

@@ -1,7 +1,8 @@
 """The Fluent Bit output path end to end: Forward in (gzip, acks), scored, enriched, re-emitted, acked.
 
-    python benchmarks/fluent.py [--records N] [--chunk-records N] [--workers N] [--offered R] [--seconds S]
-                                [--model DIR] [--phases scored,passthrough,latency] [--no-loss]
+    python benchmarks/fluent.py [--records N] [--passthrough-records N] [--chunk-records N] [--workers N]
+                                [--offered R] [--seconds S] [--model DIR]
+                                [--phases scorer,scored,passthrough,latency] [--no-loss]
 
 Real processes: ``logwarden serve`` (a small model trained on generated HDFS-style logs unless ``--model``) and
 ``logwarden fluent-receiver`` (Forward next hop). This process is both the load generator — ``--workers``
@@ -10,15 +11,19 @@ connections shaped like Fluent Bit v5.1's ``forward`` output with ``Require_ack_
 for the ack — and the next hop: a minimal ``in_forward`` that unpacks every frame, counts the entries and acks.
 Chunks are built and compressed before the clock starts.
 
-1. ``scored``: records/s with the real scorer in the loop;
-2. ``passthrough``: the receiver with ``--passthrough`` (scoring off): what the receiver alone sustains;
+0. ``scorer``: the scorer alone, as ``benchmarks/server.py`` loads it (raw lines over 4 gRPC streams, 500 per
+   message), on the same lines: the ceiling of the scored path on this machine today;
+1. ``scored``: records/s with the real scorer in the loop (and its share of the scorer's own rate);
+2. ``passthrough``: the receiver with ``--passthrough`` (scoring off): what the receiver alone sustains
+   (``--passthrough-records``, more than ``--records``: this phase is short);
 3. ``latency``: ``--offered`` records/s on a fixed schedule (chunks of ``--latency-chunk-records``), p50/p99
    chunk ack latency (send start to ack).
 
 The receiver's peak RSS and CPU cores used are reported for each phase. ``--no-loss`` instead runs the no-loss
 scenario (tests/integrations/fluent/no_loss.py; default 100,000 records) and prints its report.
 
-Ends with one JSON line: ``records_per_s``, ``passthrough_records_per_s``, ``p99_ack_ms``, ``rss_mb`` and more.
+Ends with one JSON line: ``records_per_s``, ``passthrough_records_per_s``, ``p99_ack_ms``, ``rss_mb``,
+``scorer_events_per_s``, ``scored_share_of_scorer`` and more.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integrations" / "flue
 
 from no_loss import free_port, receiver_process, run_no_loss, scorer_process  # noqa: E402
 from peers.fluent_bit import FluentBitSender, compressed_frame, v2_entry  # noqa: E402
-from server import cpu_seconds, replay  # noqa: E402
+from server import batches, cpu_seconds, grpc_load, replay  # noqa: E402
 
 from logwarden.core.synthetic import generate  # noqa: E402
 
@@ -197,6 +202,12 @@ def run_phase(name, receiver_args, scorer_port, chunks, sink, loop, args, offere
     return out
 
 
+def scorer_alone(scorer_port: int, scorer_pid: int, lines: list[str], cycle: int, seconds: float) -> dict:
+    """The scorer's own sustained rate on these lines, loaded as ``benchmarks/server.py`` loads it."""
+    requests = batches(lines, 500, range(cycle, cycle + 4))
+    return asyncio.run(grpc_load(f"127.0.0.1:{scorer_port}", requests, seconds, 4, None, 500, scorer_pid))
+
+
 def train(tmp: Path) -> Path:
     model = tmp / "model"
     (tmp / "train.log").write_text("\n".join(generate(400, seed=21).lines) + "\n")
@@ -208,6 +219,7 @@ def train(tmp: Path) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000, help="records per sustained phase (no-loss: 100,000)")
+    ap.add_argument("--passthrough-records", type=int, default=600_000, help="records in the passthrough phase")
     ap.add_argument("--chunk-records", type=int, default=1000, help="records per chunk (sustained phases)")
     ap.add_argument("--workers", type=int, default=8, help="sender connections (Fluent Bit output workers)")
     ap.add_argument("--offered", type=float, default=10_000, help="records/s offered in the latency phase")
@@ -215,7 +227,7 @@ def main() -> int:
     ap.add_argument("--latency-chunk-records", type=int, default=250)
     ap.add_argument("--latency-workers", type=int, default=4)
     ap.add_argument("--model", type=Path, help="serve this model instead of training a small one")
-    ap.add_argument("--phases", default="scored,passthrough,latency")
+    ap.add_argument("--phases", default="scorer,scored,passthrough,latency")
     ap.add_argument("--no-loss", action="store_true", help="run the no-loss scenario instead")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,18 +247,24 @@ def main() -> int:
         scorer_port = free_port()
         scorer = scorer_process(model, scorer_port).start()
         results = {}
+        ceiling: dict = {}
         try:
             cycle = 1
             for phase in phases:
+                if phase == "scorer":
+                    ceiling = scorer_alone(scorer_port, scorer.proc.pid, lines, cycle, args.seconds)
+                    cycle += 6
+                    continue
                 if phase == "latency":
                     n = int(args.offered * args.seconds)
                     chunks = build_chunks(lines, n, args.latency_chunk_records, cycle)
                     results[phase] = run_phase(phase, [], scorer_port, chunks, sink, loop, args, args.offered)
                 else:
-                    chunks = build_chunks(lines, args.records, args.chunk_records, cycle)
+                    n = args.passthrough_records if phase == "passthrough" else args.records
+                    chunks = build_chunks(lines, n, args.chunk_records, cycle)
                     extra = ["--passthrough"] if phase == "passthrough" else []
                     results[phase] = run_phase(phase, extra, scorer_port, chunks, sink, loop, args)
-                cycle += args.records // len(lines) + 2  # fresh sessions for the next phase
+                cycle += max(args.records, args.passthrough_records) // len(lines) + 2  # fresh sessions next
         finally:
             scorer.terminate()
     print(
@@ -258,8 +276,13 @@ def main() -> int:
             f"{r['phase']:<12} {r['records']:>9} {r['seconds']:>8} {r['records_per_s']:>10} "
             f"{r['receiver_cores']:>6} {r['rss_mb']:>7} {lat:>12}"
         )
+    scorer_rate = ceiling.get("events_per_s", 0)
+    scored_rate = results.get("scored", {}).get("records_per_s", 0)
+    if ceiling:
+        print(f"scorer alone: {scorer_rate} events/s (server {ceiling['server_cores']} cores)", end="")
+        print(f"; scored path: {scored_rate / scorer_rate:.0%} of it" if scored_rate and scorer_rate else "")
     summary = {
-        "records_per_s": results.get("scored", {}).get("records_per_s", 0),
+        "records_per_s": scored_rate,
         "passthrough_records_per_s": results.get("passthrough", {}).get("records_per_s", 0),
         "p99_ack_ms": results.get("latency", {}).get("p99_ack_ms", 0.0),
         "p50_ack_ms": results.get("latency", {}).get("p50_ack_ms", 0.0),
@@ -269,6 +292,8 @@ def main() -> int:
         "loadgen_cores": {k: r["loadgen_cores"] for k, r in results.items()},
         "chunk_records": args.chunk_records,
         "workers": args.workers,
+        "scorer_events_per_s": scorer_rate,
+        "scored_share_of_scorer": round(scored_rate / scorer_rate, 3) if scored_rate and scorer_rate else None,
     }
     print(json.dumps(summary))
     return 0

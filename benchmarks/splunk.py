@@ -200,6 +200,7 @@ def main() -> int:
         "chunk": args.chunk,
         "seconds": round(run["seconds"], 2),
         "server_events_per_s": round(server_rate),
+        "share_of_server": round(rows_per_s / server_rate, 3),
         "command_only_rows_per_s": round(args.records / bare["seconds"]),
         "hold_s": round(run["hold_s"], 2),
         "peak_rss_mb": round(run["peak_mb"], 1),
