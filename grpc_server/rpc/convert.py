@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -58,10 +59,11 @@ def mode(request: scoring_pb2.ScoreRequest) -> str:
     return MODES.get(request.mode, f"unknown ({request.mode})")
 
 
-def _event_result(r: EventOut) -> scoring_pb2.EventResult:
-    """One result message, built in one constructor call (setting fields one by one costs per field)."""
+def _event_result(r: EventOut, make: Callable[..., scoring_pb2.EventResult] = scoring_pb2.EventResult):
+    """One result message, built in one call of ``make`` (the constructor, or a repeated field's ``add``):
+    setting fields one by one costs per field."""
     if r.status != SCORED:
-        return scoring_pb2.EventResult(
+        return make(
             id=r.id,
             status=scoring_pb2.EVENT_STATUS_INVALID,
             error=r.error,
@@ -81,7 +83,7 @@ def _event_result(r: EventOut) -> scoring_pb2.EventResult:
         fields["warnings"] = r.warnings
     if r.reason_code:
         fields["reason_code"] = reason_code_pb(r.reason_code)
-    return scoring_pb2.EventResult(
+    return make(
         id=r.id,
         status=scoring_pb2.EVENT_STATUS_SCORED,
         model_version=r.model_version,
@@ -120,14 +122,17 @@ def _session_result(s: SessionOut) -> scoring_pb2.SessionResult:
 
 
 def score_response(out: ScoreOutput, request_id: str = "") -> scoring_pb2.ScoreResponse:
-    return scoring_pb2.ScoreResponse(
-        results=[_event_result(r) for r in out.results],
+    response = scoring_pb2.ScoreResponse(
         sessions=[_session_result(s) for s in out.sessions],
         model_version=out.model_version,
         request_id=request_id,
         replayed=out.replayed,
         model=out.model,
     )
+    add = response.results.add  # in place: messages given to the constructor in a list are copied one by one
+    for r in out.results:
+        _event_result(r, add)
+    return response
 
 
 def label_in(label: labels_pb2.Label) -> LabelIn:
