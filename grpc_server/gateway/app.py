@@ -102,10 +102,6 @@ def _error_response(status: int, message: str, field: str = "", code: str = "", 
     return _json_response({"error": {"message": message, "field": field, "code": code}}, status, headers)
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Server"] = "logwarden"  # not aiohttp's name and version
 
@@ -331,7 +327,7 @@ class HttpGateway(_HttpSite):
         if not text.strip() and empty is not ...:
             return empty
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            return json.loads(text, parse_constant=wire.reject_constant)
         except json.JSONDecodeError as exc:
             raise InvalidRequest("body", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
         except (ValueError, RecursionError) as exc:

@@ -55,13 +55,7 @@ def is_ndjson(content_type: str) -> bool:
 
 def query_options(query: Mapping[str, str]) -> ScoreQuery:
     """The request's options from its query string; a bad parameter raises naming it."""
-    try:
-        return ScoreQuery.model_validate(dict(query))
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        problems = {"bool_parsing": "must be true or false", "extra_forbidden": "unknown query parameter"}
-        field = ".".join(str(part) for part in error["loc"]) or "query"
-        raise InvalidRequest(field, problems.get(error["type"]) or wire.describe(error)) from None
+    return wire.decode_query(ScoreQuery, query)
 
 
 class BadLine:
@@ -83,7 +77,7 @@ def ndjson_items(data: bytes) -> list[tuple[int, Any]]:
             out.append((number, BadLine(f"not valid UTF-8 (byte {exc.start})")))
             continue
         try:
-            out.append((number, json.loads(text, parse_constant=_reject_constant)))
+            out.append((number, json.loads(text, parse_constant=wire.reject_constant)))
         except json.JSONDecodeError as exc:
             out.append((number, BadLine(f"not valid JSON: {exc.msg} (column {exc.colno})")))
         except (ValueError, RecursionError) as exc:
@@ -116,7 +110,3 @@ def _decode(i: int, line: int | None, value: Any, query: Mapping[str, str], limi
     except InvalidRequest as exc:
         problem = exc.message.removeprefix(f"{exc.field}: ")
         return InvalidRequest(f"{where}.{exc.field}", at + problem)
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")

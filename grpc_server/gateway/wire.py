@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -48,6 +48,7 @@ from logwarden.grpc_server.service.schema import EventIn, LabelIn, LabelQuery
 from logwarden.grpc_server.service.validation import Limits, check_batch
 
 MAX_PATH_CHARS = 200
+Q = TypeVar("Q", bound=BaseModel)
 
 # -- value types ---------------------------------------------------------------------------------------
 
@@ -568,15 +569,24 @@ def decode_labels(body: Any, limits: Limits) -> list[LabelIn | InvalidRequest]:
     return [bad[i] if i in bad else next(good_labels).to_service() for i in range(len(labels))]
 
 
-def decode_label_query(query: Mapping[str, str]) -> LabelQuery:
-    """``GET /v1/labels``'s query parameters (``timeout_ms`` aside); a bad one raises naming it."""
-    params = {k: v for k, v in query.items() if k != "timeout_ms"}
+def decode_query(model: type[Q], query: Mapping[str, str]) -> Q:
+    """A route's query parameters as ``model``; a bad one raises ``InvalidRequest`` naming it."""
     try:
-        return ListLabelsQuery.model_validate(params).to_service()
+        return model.model_validate(dict(query))
     except ValidationError as exc:
         error = exc.errors()[0]
         problem = _QUERY_PROBLEMS.get(error["type"]) or describe(error)
-        raise InvalidRequest(field_path(ListLabelsQuery, error["loc"]) or "query", problem) from None
+        raise InvalidRequest(field_path(model, error["loc"]) or "query", problem) from None
+
+
+def decode_label_query(query: Mapping[str, str]) -> LabelQuery:
+    """``GET /v1/labels``'s query parameters (``timeout_ms`` aside); a bad one raises naming it."""
+    return decode_query(ListLabelsQuery, {k: v for k, v in query.items() if k != "timeout_ms"}).to_service()
+
+
+def reject_constant(name: str) -> float:
+    """``json.loads``'s ``parse_constant``: NaN and Infinity are not JSON (the standard library takes them)."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 _QUERY_PROBLEMS = {

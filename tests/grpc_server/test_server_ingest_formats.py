@@ -112,6 +112,20 @@ def test_a_bare_array_of_fluent_bit_records_events_and_a_bad_item(server, block)
     assert scores([r for i, r in enumerate(results) if i not in (1, 2)]) == reference(server, lines, "dn-9")
 
 
+def test_a_bad_query_parameter_is_a_400_naming_it(server, block):
+    """The batch's options come from the query: a wrong one can never succeed, so the whole request is
+    refused, naming the parameter (as GET /v1/labels does with its own)."""
+    line = json.dumps({"message": block[1][0]})
+    for query, field, problem in (
+        ("partial_sessions=maybe", "partial_sessions", "must be true or false"),
+        ("colour=red", "colour", "unknown query parameter"),
+        ("mode=batch", "mode", "unknown mode"),
+    ):
+        status, _, answer = call(server.http, "POST", f"/v1/score?{query}", line, NDJSON)
+        assert status == 400 and answer["error"]["field"] == field, answer
+        assert problem in answer["error"]["message"]
+
+
 def test_vector_records_gzip_and_field_parameters(server, block, calls):
     key, lines = block
     records = [
